@@ -1,0 +1,3 @@
+from pix2pix_tf.cli import main
+
+raise SystemExit(main())

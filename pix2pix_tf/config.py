@@ -1,0 +1,234 @@
+"""Typed, frozen configuration for data, models and training, plus paper presets.
+
+The resolved configuration is written as JSON next to every checkpoint and export,
+so a trained model reloads without repeating a single flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from pix2pix_tf.errors import Pix2PixError
+
+DIRECTIONS = ("AtoB", "BtoA")
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width_and_crop", "none")
+NORMS = ("batch", "instance", "none")
+GENERATORS = ("unet", "encoder-decoder")
+RECEPTIVE_FIELDS = (1, 16, 34, 70, 142, 286)
+GAN_LOSSES = ("vanilla", "lsgan")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise Pix2PixError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """How image files become (input, target) batches.
+
+    Attributes:
+        image_size: side of the square crop fed to the networks (multiple of 32).
+        load_size: side the image is resized to before the random crop; `None`
+            resolves to image_size * 286 / 256 (286 for 256, as in the paper).
+        channels: 3 (RGB) or 1 (grayscale); other channel counts are converted.
+        direction: "AtoB" translates the left/A image into the right/B image.
+        preprocess: one of PREPROCESS_MODES (the reference repo's modes).
+        flip: random horizontal mirror at train time.
+        batch_size: images per step (the paper uses 1 for most experiments).
+        cache: keep decoded, resized images in memory after the first pass.
+        skip_bad: skip unreadable or malformed files instead of failing.
+    """
+
+    image_size: int = 256
+    load_size: int | None = None
+    channels: int = 3
+    direction: str = "AtoB"
+    preprocess: str = "resize_and_crop"
+    flip: bool = True
+    batch_size: int = 1
+    cache: bool = False
+    skip_bad: bool = False
+
+    def __post_init__(self):
+        if self.image_size < 32 or self.image_size % 32:
+            raise Pix2PixError(f"image_size must be a multiple of 32 and at least 32; got {self.image_size}")
+        if self.load_size is None:
+            object.__setattr__(self, "load_size", self.image_size * 286 // 256)
+        if self.load_size < self.image_size:
+            raise Pix2PixError(f"load_size ({self.load_size}) must be >= image_size ({self.image_size})")
+        if self.channels not in (1, 3):
+            raise Pix2PixError(f"channels must be 1 or 3; got {self.channels}")
+        if self.batch_size < 1:
+            raise Pix2PixError(f"batch_size must be >= 1; got {self.batch_size}")
+        _check_choice("direction", self.direction, DIRECTIONS)
+        _check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
+        if self.cache and self.preprocess == "crop":
+            raise Pix2PixError("cache needs a fixed load size; preprocess 'crop' keeps each file's own size")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Generator and discriminator architecture (paper appendix defaults)."""
+
+    generator: str = "unet"  # "encoder-decoder" is the paper's no-skip baseline
+    ngf: int = 64
+    ndf: int = 64
+    norm: str = "batch"
+    dropout: float = 0.5  # the generator's only noise source (paper, sec. 3.1)
+    d_receptive_field: int = 70
+    conditional: bool = True  # D sees the input image as well as the target
+
+    def __post_init__(self):
+        _check_choice("generator", self.generator, GENERATORS)
+        _check_choice("norm", self.norm, NORMS)
+        _check_choice("d_receptive_field", self.d_receptive_field, RECEPTIVE_FIELDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Objective, optimiser, schedule and bookkeeping.
+
+    Length is either `steps` or `epochs` (total, not additional). The learning rate
+    stays constant, then decays linearly to zero over the last `decay_steps` /
+    `decay_epochs` (the reference repo's n_epochs + n_epochs_decay schedule);
+    `None` decays over the second half.
+    """
+
+    gan_loss: str = "vanilla"
+    lambda_l1: float = 100.0
+    use_gan: bool = True
+    use_l1: bool = True
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    steps: int | None = None
+    epochs: int | None = None
+    decay_steps: int | None = None
+    decay_epochs: int | None = None
+    precision: str = "float32"
+    seed: int = 0
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    sample_every: int = 200
+    log_every: int = 10
+
+    def __post_init__(self):
+        _check_choice("gan_loss", self.gan_loss, GAN_LOSSES)
+        _check_choice("precision", self.precision, PRECISIONS)
+        if not (self.use_gan or self.use_l1):
+            raise Pix2PixError("at least one of the GAN and L1 terms must be on")
+        if self.steps is not None and self.epochs is not None:
+            raise Pix2PixError("give either steps or epochs, not both")
+        for name in ("steps", "epochs", "checkpoint_every", "keep_checkpoints", "sample_every", "log_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise Pix2PixError(f"{name} must be >= 1; got {value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything needed to rebuild, resume or export a run."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Config:
+        sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+        unknown = set(d) - set(sections)
+        if unknown:
+            raise Pix2PixError(f"unknown config sections {sorted(unknown)}; expected {sorted(sections)}")
+        kwargs = {}
+        for name, section in sections.items():
+            fields = {f.name for f in dataclasses.fields(section)}
+            values = d.get(name, {})
+            bad = set(values) - fields
+            if bad:
+                raise Pix2PixError(f"unknown {name} config keys {sorted(bad)}")
+            kwargs[name] = section(**values)
+        return cls(**kwargs)
+
+    def replace(self, **sections) -> Config:
+        """Returns a copy with fields overridden per section, e.g. data={"image_size": 64}."""
+        return Config(
+            **{
+                name: dataclasses.replace(getattr(self, name), **sections.get(name, {}))
+                for name in ("data", "model", "train")
+            }
+        )
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    if not path.exists():
+        raise Pix2PixError(f"{path} not found: expected the config.json written by training")
+    try:
+        return Config.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise Pix2PixError(f"{path} is not a valid pix2pix_tf config: {e}") from None
+
+
+# Paper settings per dataset (paper sec. 4 and appendix 6.3; reference repo scripts).
+# Each preset starts from the defaults and overrides only what differs.
+def _facades() -> Config:
+    # 400 images, labels->photo is B->A; 200 epochs, batch 1.
+    return Config(data=DataConfig(direction="BtoA"), train=TrainConfig(epochs=200))
+
+
+def _cityscapes() -> Config:
+    # 2975 images, photo->labels or labels->photo; 200 epochs, batch 1.
+    return Config(data=DataConfig(direction="BtoA"), train=TrainConfig(epochs=200))
+
+
+def _maps() -> Config:
+    # 1096 images, aerial->map; 200 epochs, batch 1.
+    return Config(data=DataConfig(direction="AtoB"), train=TrainConfig(epochs=200))
+
+
+def _edges2shoes() -> Config:
+    # 50k images; 15 epochs, batch 4, no random jitter (edges are already aligned).
+    return Config(
+        data=DataConfig(batch_size=4, preprocess="none", flip=False),
+        train=TrainConfig(epochs=15),
+    )
+
+
+def _edges2handbags() -> Config:
+    # 137k images; 15 epochs, batch 4.
+    return Config(
+        data=DataConfig(batch_size=4, preprocess="none", flip=False),
+        train=TrainConfig(epochs=15),
+    )
+
+
+def _night2day() -> Config:
+    # ~17.8k images; 17 epochs, batch 4.
+    return Config(data=DataConfig(batch_size=4), train=TrainConfig(epochs=17))
+
+
+PRESETS = {
+    "facades": _facades,
+    "cityscapes": _cityscapes,
+    "maps": _maps,
+    "edges2shoes": _edges2shoes,
+    "edges2handbags": _edges2handbags,
+    "night2day": _night2day,
+}
+
+
+def preset(name: str) -> Config:
+    """Returns the paper's configuration for a standard dataset."""
+    if name not in PRESETS:
+        raise Pix2PixError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]()

@@ -1,0 +1,91 @@
+"""Building A|B side-by-side images from separate A/ and B/ folders."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from pix2pix_tf.data.images import list_images
+from pix2pix_tf.errors import DataError
+
+
+@dataclasses.dataclass
+class CombineReport:
+    """What `combine` wrote and what it left out (paths relative to the A/B folders)."""
+
+    written: int = 0
+    only_in_a: list[str] = dataclasses.field(default_factory=list)
+    only_in_b: list[str] = dataclasses.field(default_factory=list)
+    size_mismatch: list[str] = dataclasses.field(default_factory=list)
+    unreadable: list[str] = dataclasses.field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"wrote {self.written} A|B image(s)"]
+        for label, items in (
+            ("only in A", self.only_in_a),
+            ("only in B", self.only_in_b),
+            ("size mismatch", self.size_mismatch),
+            ("unreadable", self.unreadable),
+        ):
+            if items:
+                shown = ", ".join(items[:5]) + (", ..." if len(items) > 5 else "")
+                parts.append(f"{len(items)} {label} ({shown})")
+        return "; ".join(parts)
+
+
+def _open_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def combine(a_dir: str | Path, b_dir: str | Path, out: str | Path) -> CombineReport:
+    """Pairs same-named images of A/ and B/ and writes them side by side.
+
+    Split folders (``A/train``, ``A/test``, ...) are mirrored under `out`; if A has
+    no subfolders, its images are combined straight into `out`. Files without a
+    partner, pairs of different sizes and unreadable files are skipped and reported.
+
+    Args:
+        a_dir: folder of A images (left halves).
+        b_dir: folder of B images (right halves), same names and split folders.
+        out: output folder.
+
+    Returns:
+        A report of what was written and skipped.
+    """
+    a_dir, b_dir, out = Path(a_dir), Path(b_dir), Path(out)
+    for folder in (a_dir, b_dir):
+        if not folder.is_dir():
+            raise DataError(f"{folder}: folder not found")
+    splits = sorted(p.name for p in a_dir.iterdir() if p.is_dir()) or ["."]
+    report = CombineReport()
+    for split in splits:
+        a_files = {p.stem: p for p in list_images(a_dir / split)}
+        b_folder = b_dir / split
+        b_files = {p.stem: p for p in list_images(b_folder)} if b_folder.is_dir() else {}
+        report.only_in_a += [str(a_files[k].relative_to(a_dir)) for k in sorted(a_files.keys() - b_files.keys())]
+        report.only_in_b += [str(b_files[k].relative_to(b_dir)) for k in sorted(b_files.keys() - a_files.keys())]
+        (out / split).mkdir(parents=True, exist_ok=True)
+        for stem in sorted(a_files.keys() & b_files.keys()):
+            a_path, b_path = a_files[stem], b_files[stem]
+            try:
+                a, b = _open_rgb(a_path), _open_rgb(b_path)
+            except (UnidentifiedImageError, OSError):
+                report.unreadable.append(str(a_path.relative_to(a_dir)))
+                continue
+            if a.shape != b.shape:
+                report.size_mismatch.append(
+                    f"{a_path.relative_to(a_dir)} {a.shape[1]}x{a.shape[0]} vs {b.shape[1]}x{b.shape[0]}"
+                )
+                continue
+            # Keep lossless sources lossless; JPEG sources stay JPEG.
+            suffix = ".jpg" if a_path.suffix.lower() in (".jpg", ".jpeg") else ".png"
+            Image.fromarray(np.concatenate([a, b], axis=1)).save(
+                out / split / f"{stem}{suffix}", quality=95, subsampling=0
+            )
+            report.written += 1
+    print(report.summary())
+    return report

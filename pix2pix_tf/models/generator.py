@@ -1,0 +1,156 @@
+"""The U-Net generator of pix2pix (paper sec. 3.2.1 and appendix 6.1.1).
+
+Encoder block i: LeakyReLU(0.2) -> Conv 4x4 stride 2 -> Norm (no activation on
+the input, no norm on the first block nor on the 1x1 bottleneck). Decoder block:
+ReLU -> ConvTranspose 4x4 stride 2 -> Norm -> Dropout(0.5) in the three innermost
+blocks, then concatenation with the mirrored encoder feature (layer i <-> n - i).
+This is the reference implementation's ordering, so skip features are passed
+pre-activation and the decoder's ReLU acts on them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from pix2pix_tf.errors import Pix2PixError
+from pix2pix_tf.models.layers import norm_layer, uses_bias, weight_init
+
+N_DROPOUT_BLOCKS = 3  # paper: dropout in the first three decoder layers
+
+
+def unet_depth(image_size: int) -> int:
+    """Number of stride-2 down-samplings that take `image_size` down to 1x1."""
+    depth = int(round(math.log2(image_size))) if image_size > 0 else 0
+    if image_size < 32 or 2**depth != image_size:
+        raise Pix2PixError(
+            f"the U-Net generator needs a square power-of-two size of at least 32 px "
+            f"(it halves the image down to 1x1); got {image_size}"
+        )
+    return depth
+
+
+def encoder_filters(depth: int, ngf: int) -> list[int]:
+    """Channels per encoder block: ngf, 2 ngf, 4 ngf, then 8 ngf (C64-C128-C256-C512-C512...)."""
+    return [ngf * min(2**i, 8) for i in range(depth)]
+
+
+def build_generator(
+    image_size: int = 256,
+    in_channels: int = 3,
+    out_channels: int = 3,
+    ngf: int = 64,
+    norm: str = "batch",
+    skip_connections: bool = True,
+    dropout: float = 0.5,
+    dtype: str | None = None,
+    seed: int | None = None,
+    name: str = "generator",
+) -> keras.Model:
+    """Builds the pix2pix U-Net (or, without skips, the encoder-decoder baseline).
+
+    Args:
+        image_size: side of the square input; a power of two >= 32 (depth =
+            log2(image_size): 8 down-samplings at 256, 5 at 32).
+        in_channels: channels of the input image.
+        out_channels: channels of the generated image.
+        ngf: filters of the first encoder block.
+        norm: "batch", "instance" or "none".
+        skip_connections: False gives the paper's encoder-decoder baseline.
+        dropout: rate in the three innermost decoder blocks (0 disables it).
+        dtype: Keras dtype policy for the layers, e.g. "mixed_bfloat16"; the tanh
+            output is always float32.
+        seed: seed of the weight initialiser.
+
+    Returns:
+        A functional model mapping `input_image` (batch, S, S, in_channels) in
+        [-1, 1] to (batch, S, S, out_channels) in [-1, 1]. Call it with
+        `training=True` for the paper's test-time noise (dropout on).
+    """
+    depth = unet_depth(image_size)
+    filters = encoder_filters(depth, ngf)
+    init = weight_init(seed)
+    bias = uses_bias(norm)
+    inputs = keras.Input((image_size, image_size, in_channels), name="input_image")
+
+    skips, x = [], inputs
+    for i, f in enumerate(filters):  # (batch, S / 2^(i+1), S / 2^(i+1), f)
+        if i > 0:
+            x = keras.layers.LeakyReLU(0.2, name=f"down{i + 1}_lrelu", dtype=dtype)(x)
+        innermost, outermost = i == depth - 1, i == 0
+        x = keras.layers.Conv2D(
+            f,
+            4,
+            strides=2,
+            padding="same",
+            kernel_initializer=init,
+            use_bias=bias or innermost or outermost,
+            name=f"down{i + 1}_conv",
+            dtype=dtype,
+        )(x)
+        norm_l = None if (innermost or outermost) else norm_layer(norm, f"down{i + 1}_norm", dtype)
+        if norm_l is not None:
+            x = norm_l(x)
+        skips.append(x)
+    # x: (batch, 1, 1, 8 ngf) bottleneck
+
+    for j, i in enumerate(range(depth - 2, -1, -1)):  # up-sample to the size of encoder block i
+        x = keras.layers.ReLU(name=f"up{i + 2}_relu", dtype=dtype)(x)
+        x = keras.layers.Conv2DTranspose(
+            filters[i],
+            4,
+            strides=2,
+            padding="same",
+            kernel_initializer=init,
+            use_bias=bias,
+            name=f"up{i + 2}_convT",
+            dtype=dtype,
+        )(x)
+        norm_l = norm_layer(norm, f"up{i + 2}_norm", dtype)
+        if norm_l is not None:
+            x = norm_l(x)
+        if dropout > 0 and j < N_DROPOUT_BLOCKS:
+            x = keras.layers.Dropout(dropout, name=f"up{i + 2}_dropout", dtype=dtype)(x)
+        if skip_connections:
+            x = keras.layers.Concatenate(name=f"skip{i + 1}", dtype=dtype)([x, skips[i]])
+        # x: (batch, S / 2^(i+1), S / 2^(i+1), 2 filters[i]) with skips, filters[i] without
+
+    x = keras.layers.ReLU(name="up1_relu", dtype=dtype)(x)
+    x = keras.layers.Conv2DTranspose(
+        out_channels, 4, strides=2, padding="same", kernel_initializer=init, name="up1_convT", dtype=dtype
+    )(x)
+    outputs = keras.layers.Activation("tanh", name="output_image", dtype="float32")(x)  # (batch, S, S, out)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def generate(generator: keras.Model, images, stochastic: bool = False):
+    """Runs the generator in one of the two test modes.
+
+    Args:
+        generator: a model from `build_generator`.
+        images: (batch, S, S, C) float32 in [-1, 1].
+        stochastic: False (default, used for export): dropout off, batch norm with
+            its moving statistics, so the same input always gives the same output.
+            True: the paper's test mode (sec. 6.3 of the appendix): dropout on and
+            batch norm with the statistics of this batch. The moving statistics a
+            training-mode call would update are restored, so the model is unchanged.
+
+    Returns:
+        The generated images, float32 in [-1, 1].
+    """
+    if not stochastic:
+        return generator(images, training=False)
+    # Only the batch-norm statistics are restored: the dropout layers' seed state
+    # must advance, or every call would draw the same mask.
+    moving = [
+        v
+        for layer in generator.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+        for v in (layer.moving_mean, layer.moving_variance)
+    ]
+    saved = [v.numpy() for v in moving]
+    outputs = generator(images, training=True)
+    for variable, value in zip(moving, saved):
+        variable.assign(value)
+    return outputs

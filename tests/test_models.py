@@ -1,0 +1,187 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import pix2pix_tf
+from pix2pix_tf import build_discriminator, build_generator, receptive_field
+from pix2pix_tf.errors import Pix2PixError
+
+
+def _trainable(model):
+    return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+
+
+@pytest.mark.parametrize("size,depth", [(32, 5), (64, 6), (128, 7)])
+def test_generator_shapes_depth_and_tanh_range(size, depth):
+    g = build_generator(size, ngf=8)
+    assert g.input.name == "input_image" or g.inputs[0].name == "input_image"
+    assert (
+        sum(
+            isinstance(layer, tf.keras.layers.Conv2D) and not isinstance(layer, tf.keras.layers.Conv2DTranspose)
+            for layer in g.layers
+        )
+        == depth
+    )
+    x = tf.random.uniform((2, size, size, 3), -1, 1, seed=0)
+    y = g(x * 50, training=False)  # large inputs saturate tanh but stay in range
+    assert y.shape == (2, size, size, 3)
+    assert float(tf.reduce_max(tf.abs(y))) <= 1.0
+
+
+def test_generator_channels_and_wrong_size():
+    g = build_generator(32, in_channels=1, out_channels=3, ngf=8)
+    assert g(tf.zeros((1, 32, 32, 1))).shape == (1, 32, 32, 3)
+    with pytest.raises(Pix2PixError, match="power-of-two size of at least 32 px.*got 96"):
+        build_generator(96)
+    with pytest.raises(Pix2PixError, match="got 16"):
+        build_generator(16)
+
+
+def test_generator_parameter_count_at_256():
+    # Reference U-Net (ngf 64), 4x4 kernels:
+    #   encoder convs 16 * (3*64 + 64*128 + 128*256 + 256*512 + 4*512*512)            = 19,532,800
+    #   decoder convT 16 * (512*512 + 3*1024*512 + 1024*256 + 512*128 + 256*64 + 128*3) = 34,871,296
+    #   batch norm gamma+beta: 2 * (encoder 128+256+4*512 + decoder 4*512+256+128+64)  =      9,856
+    #   output bias 3                                                                  -> 54,413,955
+    # plus biases on the two un-normalised encoder convs (first 64, bottleneck 512),
+    # which the reference leaves out although no norm follows them: 54,414,531.
+    g = build_generator(256)
+    assert _trainable(g) == 54_414_531
+    assert abs(_trainable(g) - 54.4e6) / 54.4e6 < 0.001
+
+
+def test_discriminator_parameter_count_at_256():
+    # C64: 16*6*64 + 64 bias; C128: 16*64*128 + 2*128 BN; C256: 16*128*256 + 2*256;
+    # C512 (stride 1): 16*256*512 + 2*512; logits: 16*512 + 1
+    # = 6,208 + 131,328 + 524,800 + 2,098,176 + 8,193 = 2,768,705 (paper: ~2.77 M)
+    assert _trainable(build_discriminator(256)) == 2_768_705
+
+
+@pytest.mark.parametrize("field,patch", [(1, 256), (16, 126), (34, 62), (70, 30), (142, 14), (286, 6)])
+def test_patch_maps_and_receptive_fields(field, patch):
+    d = build_discriminator(256, ndf=8, receptive_field=field)
+    assert receptive_field(d) == field
+    out = d([tf.zeros((1, 256, 256, 3)), tf.zeros((1, 256, 256, 3))])
+    assert out.shape == (1, patch, patch, 1)
+
+
+@pytest.mark.parametrize("field", [1, 16, 70])
+def test_receptive_field_matches_the_gradient_footprint(field):
+    # The input pixels with a non-zero gradient for one central logit span exactly
+    # the receptive field that receptive_field() reads off the layers.
+    d = build_discriminator(128, ndf=4, receptive_field=field, norm="none", conditional=False)
+    x = tf.random.uniform((1, 128, 128, 3), seed=1)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = d(x)
+        centre = out.shape[1] // 2
+        logit = out[0, centre, centre, 0]
+    rows = np.nonzero(np.abs(tape.gradient(logit, x).numpy()[0]).sum(axis=(1, 2)))[0]
+    assert rows.max() - rows.min() + 1 == field == receptive_field(d)
+
+
+def test_too_small_for_the_patch_is_a_clear_error():
+    with pytest.raises(Pix2PixError, match="286x286 PatchGAN needs images of at least 96 px; got 64"):
+        build_discriminator(64, receptive_field=286)
+    with pytest.raises(Pix2PixError, match="receptive_field must be one of"):
+        build_discriminator(64, receptive_field=50)
+
+
+def test_unconditional_discriminator_ignores_the_input_image():
+    d = build_discriminator(32, ndf=8, conditional=False)
+    assert [t.name for t in d.inputs] == ["target_image"]
+    cond = build_discriminator(32, ndf=8, conditional=True)
+    assert [t.name for t in cond.inputs] == ["input_image", "target_image"]
+    target = tf.random.uniform((1, 32, 32, 3), seed=2)
+    a, b = tf.random.uniform((1, 32, 32, 3), seed=3), tf.random.uniform((1, 32, 32, 3), seed=4)
+    assert not np.allclose(cond([a, target], training=False), cond([b, target], training=False))
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance", "none"])
+def test_norm_options(norm):
+    g = build_generator(32, ngf=8, norm=norm)
+    kinds = {type(layer).__name__ for layer in g.layers}
+    expected = {"batch": "BatchNormalization", "instance": "GroupNormalization", "none": None}[norm]
+    norms = kinds & {"BatchNormalization", "GroupNormalization"}
+    assert norms == ({expected} if expected else set())
+    assert "down1_norm" not in {layer.name for layer in g.layers}
+    assert "down5_norm" not in {layer.name for layer in g.layers}  # no norm on the 1x1 bottleneck
+
+
+def test_bottleneck_survives_batch_size_one():
+    # With batch norm on a 1x1 map and batch 1, the normalised value is exactly 0.
+    # Without a norm there, the bottleneck still carries the input.
+    g = build_generator(32, ngf=8)
+    bottleneck = tf.keras.Model(g.input, g.get_layer("down5_conv").output)
+    assert float(tf.reduce_max(tf.abs(bottleneck(tf.random.uniform((1, 32, 32, 3)), training=True)))) > 0
+
+
+def test_dropout_in_the_three_innermost_decoder_blocks_only():
+    g = build_generator(64, ngf=8)
+    assert [layer.name for layer in g.layers if "dropout" in layer.name] == [
+        "up6_dropout",
+        "up5_dropout",
+        "up4_dropout",
+    ]
+
+
+def test_skip_connections_switch():
+    unet = build_generator(32, ngf=8)
+    plain = build_generator(32, ngf=8, skip_connections=False)
+    assert any(layer.name.startswith("skip") for layer in unet.layers)
+    assert not any(layer.name.startswith("skip") for layer in plain.layers)
+    assert _trainable(plain) < _trainable(unet)
+
+
+def test_test_time_noise_modes():
+    g = build_generator(32, ngf=8)
+    x = tf.random.uniform((2, 32, 32, 3), -1, 1, seed=5)
+    det1, det2 = pix2pix_tf.generate(g, x), pix2pix_tf.generate(g, x)
+    np.testing.assert_array_equal(det1, det2)
+    moving = [v for v in g.non_trainable_variables if "moving" in v.path]
+    assert moving
+    before = [v.numpy().copy() for v in moving]
+    s1, s2 = pix2pix_tf.generate(g, x, stochastic=True), pix2pix_tf.generate(g, x, stochastic=True)
+    assert np.abs(s1 - s2).max() > 0.01  # dropout noise differs between calls
+    for v, b in zip(moving, before):
+        np.testing.assert_array_equal(v.numpy(), b)  # moving statistics untouched
+
+
+def test_keras_save_load_round_trip(tmp_path):
+    import keras
+
+    for model, inputs in (
+        (build_generator(32, ngf=8, norm="instance"), tf.random.uniform((1, 32, 32, 3))),
+        (build_discriminator(32, ndf=8), [tf.zeros((1, 32, 32, 3)), tf.ones((1, 32, 32, 3))]),
+    ):
+        path = tmp_path / f"{model.name}.keras"
+        model.save(path)
+        loaded = keras.models.load_model(path)
+        np.testing.assert_array_equal(model(inputs, training=False), loaded(inputs, training=False))
+
+
+def test_weights_are_n_0_002():
+    g = build_generator(256, ngf=64)
+    kernel = g.get_layer("down4_conv").kernel.numpy()
+    assert abs(kernel.mean()) < 1e-3 and abs(kernel.std() - 0.02) < 1e-3
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_every_variable_gets_a_gradient_from_the_objective(norm):
+    from pix2pix_tf.losses import discriminator_loss, generator_loss
+
+    g, d = build_generator(32, ngf=8, norm=norm), build_discriminator(32, ndf=8, norm=norm)
+    x, y = tf.random.uniform((2, 32, 32, 3), -1, 1, seed=6), tf.random.uniform((2, 32, 32, 3), -1, 1, seed=7)
+    with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+        fake = g(x, training=True)
+        real_logits, fake_logits = d([x, y], training=True), d([x, fake], training=True)
+        g_loss = generator_loss(fake_logits, fake, y)["g_total"]
+        d_loss = discriminator_loss(real_logits, fake_logits)["d_total"]
+    for model, tape, loss in ((g, g_tape, g_loss), (d, d_tape, d_loss)):
+        grads = tape.gradient(loss, model.trainable_variables)
+        zero = [
+            v.path
+            for v, grad in zip(model.trainable_variables, grads)
+            if grad is None or float(tf.reduce_max(tf.abs(grad))) == 0
+        ]
+        assert zero == []

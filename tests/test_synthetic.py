@@ -1,0 +1,85 @@
+import hashlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pix2pix_tf.data.synthetic import FACADE_PALETTE, facade_labels, render_facade, split_counts, synthesize
+from pix2pix_tf.errors import Pix2PixError
+
+
+def _digest(folder):
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.jpg"))
+    }
+
+
+@pytest.mark.parametrize("name", ["facades", "edges2shapes"])
+def test_deterministic_by_seed_and_split_layout(tmp_path, name):
+    counts = synthesize(name, tmp_path / "a", count=10, size=32, seed=1)
+    synthesize(name, tmp_path / "b", count=10, size=32, seed=1)
+    synthesize(name, tmp_path / "c", count=10, size=32, seed=2)
+    assert counts == {"train": 8, "val": 1, "test": 1}
+    first = _digest(tmp_path / "a")
+    assert sorted(first) == [
+        "test/1.jpg",
+        "train/1.jpg",
+        "train/2.jpg",
+        "train/3.jpg",
+        "train/4.jpg",
+        "train/5.jpg",
+        "train/6.jpg",
+        "train/7.jpg",
+        "train/8.jpg",
+        "val/1.jpg",
+    ]
+    assert first == _digest(tmp_path / "b")
+    assert first != _digest(tmp_path / "c")
+    assert Image.open(tmp_path / "a/train/1.jpg").size == (64, 32)  # A|B, 32 px each
+
+
+def test_an_image_does_not_depend_on_the_count(tmp_path):
+    synthesize("facades", tmp_path / "small", count=5, size=32)
+    synthesize("facades", tmp_path / "big", count=50, size=32)
+    assert (tmp_path / "small/train/2.jpg").read_bytes() == (tmp_path / "big/train/2.jpg").read_bytes()
+
+
+def test_facade_labels_use_the_cmp_palette_and_a_real_layout(tmp_path):
+    synthesize("facades", tmp_path, count=10, size=128, seed=0)
+    ab = np.asarray(Image.open(tmp_path / "train/1.jpg")).astype(int)
+    labels = ab[:, 128:].reshape(-1, 3)
+    distance = np.abs(labels[:, None, :] - FACADE_PALETTE[None].astype(int)).sum(-1)
+    nearest = distance.argmin(1)
+    assert np.median(distance.min(1)) < 12  # JPEG noise only: label colours are palette colours
+    present = set(np.unique(nearest))
+    assert {0, 1, 2, 3, 4}.issubset(present)  # background, facade, window, door, cornice
+    rows = nearest.reshape(128, 128)
+    door_rows = np.nonzero((rows == 3).any(1))[0]
+    assert door_rows.max() >= 120  # doors stand at street level
+
+
+def test_one_label_map_has_many_photos():
+    # The same layout rendered with two style draws gives two different photos, so
+    # the mapping is one-to-many and an L1-only generator can only average them.
+    labels = facade_labels(np.random.default_rng(0), 64)
+    first = render_facade(labels, np.random.default_rng(1)).astype(float)
+    second = render_facade(labels, np.random.default_rng(2)).astype(float)
+    assert np.abs(first - second).mean() > 20
+    np.testing.assert_array_equal(render_facade(labels, np.random.default_rng(1)), first)
+
+
+def test_edges_are_thin_dark_lines_on_white(tmp_path):
+    synthesize("edges2shapes", tmp_path, count=3, size=64)
+    ab = np.asarray(Image.open(tmp_path / "train/1.jpg").convert("L")).astype(int)
+    edges, photo = ab[:, :64], ab[:, 64:]
+    dark = edges < 128
+    assert 0.005 < dark.mean() < 0.15
+    assert photo.std() > 10
+
+
+def test_bad_arguments():
+    with pytest.raises(Pix2PixError, match="count must be at least 3"):
+        split_counts(2)
+    with pytest.raises(Pix2PixError, match="unknown synthetic dataset 'cats'"):
+        synthesize("cats", "/tmp/x")
