@@ -84,10 +84,233 @@ def _add_data_commands(sub):
     p.set_defaults(func=_data_show)
 
 
+# CLI flag -> (config section, field, value transform). Flags default to None so
+# that only the options given explicitly override a preset or a saved config.
+_TRAIN_FLAGS = {
+    "image_size": ("data", "image_size", None),
+    "load_size": ("data", "load_size", None),
+    "channels": ("data", "channels", None),
+    "direction": ("data", "direction", None),
+    "preprocess": ("data", "preprocess", None),
+    "no_flip": ("data", "flip", lambda v: not v),
+    "batch_size": ("data", "batch_size", None),
+    "cache": ("data", "cache", None),
+    "skip_bad": ("data", "skip_bad", None),
+    "generator": ("model", "generator", None),
+    "ngf": ("model", "ngf", None),
+    "ndf": ("model", "ndf", None),
+    "norm": ("model", "norm", None),
+    "dropout": ("model", "dropout", None),
+    "d_receptive_field": ("model", "d_receptive_field", None),
+    "unconditional": ("model", "conditional", lambda v: not v),
+    "gan_loss": ("train", "gan_loss", None),
+    "lambda_l1": ("train", "lambda_l1", None),
+    "no_gan": ("train", "use_gan", lambda v: not v),
+    "no_l1": ("train", "use_l1", lambda v: not v),
+    "lr": ("train", "learning_rate", None),
+    "beta_1": ("train", "beta_1", None),
+    "steps": ("train", "steps", None),
+    "epochs": ("train", "epochs", None),
+    "decay_steps": ("train", "decay_steps", None),
+    "decay_epochs": ("train", "decay_epochs", None),
+    "precision": ("train", "precision", None),
+    "seed": ("train", "seed", None),
+    "checkpoint_every": ("train", "checkpoint_every", None),
+    "keep_checkpoints": ("train", "keep_checkpoints", None),
+    "sample_every": ("train", "sample_every", None),
+    "log_every": ("train", "log_every", None),
+}
+
+
+def _train_overrides(args) -> dict[str, dict]:
+    overrides: dict[str, dict] = {"data": {}, "model": {}, "train": {}}
+    for flag, (section, field, transform) in _TRAIN_FLAGS.items():
+        value = getattr(args, flag)
+        if value is None or value is False:
+            continue
+        overrides[section][field] = transform(value) if transform else value
+    # A length given one way replaces a length saved the other way.
+    for given, other in (
+        ("steps", "epochs"),
+        ("epochs", "steps"),
+        ("decay_steps", "decay_epochs"),
+        ("decay_epochs", "decay_steps"),
+    ):
+        if getattr(args, given) is not None:
+            overrides["train"][other] = None
+    return overrides
+
+
+def _train(args):
+    from pix2pix_tf.config import Config, preset
+    from pix2pix_tf.train import resolve_config, train
+
+    base = preset(args.preset) if args.preset else Config()
+    config = resolve_config(args.workdir, base, _train_overrides(args))
+    train(config, args.data, args.workdir, run_eagerly=args.run_eagerly)
+
+
+def _add_train_command(sub):
+    from pix2pix_tf.config import DIRECTIONS, GAN_LOSSES, NORMS, PRECISIONS, PREPROCESS_MODES, PRESETS, RECEPTIVE_FIELDS
+
+    p = sub.add_parser(
+        "train",
+        help="train (or resume) a model",
+        description=(
+            "Train pix2pix. Rerunning in a work dir with checkpoints resumes; options not given are taken from "
+            "the work dir's config.json, then the preset, then the paper's defaults."
+        ),
+    )
+    p.add_argument("--data", required=True, help="dataset directory (DIR/train/*.jpg A|B, or DIR/A + DIR/B)")
+    p.add_argument("--workdir", required=True, help="where config.json, checkpoints/, logs/, samples/ go")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="the paper's settings for a standard dataset")
+    g = p.add_argument_group("data")
+    g.add_argument("--image-size", type=int, help="square crop size, multiple of 32 (default 256)")
+    g.add_argument("--load-size", type=int, help="resize before the random crop (default size*286/256)")
+    g.add_argument("--channels", type=int, choices=(1, 3))
+    g.add_argument("--direction", choices=DIRECTIONS)
+    g.add_argument("--preprocess", choices=PREPROCESS_MODES)
+    g.add_argument("--no-flip", action="store_true", default=None, help="no random mirroring")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--cache", action="store_true", default=None, help="keep decoded images in memory")
+    g.add_argument("--skip-bad", action="store_true", default=None, help="skip unreadable or malformed files")
+    g = p.add_argument_group("model")
+    g.add_argument("--generator", choices=("unet", "encoder-decoder"))
+    g.add_argument("--ngf", type=int, help="generator filters in the first layer (default 64)")
+    g.add_argument("--ndf", type=int, help="discriminator filters in the first layer (default 64)")
+    g.add_argument("--norm", choices=NORMS)
+    g.add_argument("--dropout", type=float)
+    g.add_argument("--d-receptive-field", type=int, choices=RECEPTIVE_FIELDS)
+    g.add_argument("--unconditional", action="store_true", default=None, help="D does not see the input")
+    g = p.add_argument_group("objective and optimisation")
+    g.add_argument("--gan-loss", choices=GAN_LOSSES)
+    g.add_argument("--lambda-l1", type=float)
+    g.add_argument("--no-gan", action="store_true", default=None, help="L1 only")
+    g.add_argument("--no-l1", action="store_true", default=None, help="GAN term only")
+    g.add_argument("--lr", type=float)
+    g.add_argument("--beta-1", type=float)
+    length = g.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="total steps (not additional)")
+    length.add_argument("--epochs", type=int, help="total epochs (default 200)")
+    decay = g.add_mutually_exclusive_group()
+    decay.add_argument("--decay-steps", type=int, help="linear LR decay over the last N steps (default half)")
+    decay.add_argument("--decay-epochs", type=int)
+    g.add_argument("--precision", choices=PRECISIONS)
+    g.add_argument("--seed", type=int)
+    g = p.add_argument_group("bookkeeping")
+    g.add_argument("--checkpoint-every", type=int)
+    g.add_argument("--keep-checkpoints", type=int)
+    g.add_argument("--sample-every", type=int)
+    g.add_argument("--log-every", type=int)
+    g.add_argument("--run-eagerly", action="store_true", help="no tf.function (debugging)")
+    p.set_defaults(func=_train)
+
+
+def _predict(args):
+    from pix2pix_tf.evaluate import load_generator, predict
+
+    if args.model:
+        from pix2pix_tf.export import load_runner
+
+        if args.stochastic:
+            raise Pix2PixError("--stochastic needs --workdir: exported models are deterministic")
+        runner = load_runner(args.model)
+        predict(runner, runner.image_size, runner.channels, args.input, args.output, args.input_half)
+        return
+    from pix2pix_tf.models import generate
+
+    generator, config, _ = load_generator(args.workdir)
+    predict(
+        lambda x: generate(generator, x, stochastic=args.stochastic),
+        config.data.image_size,
+        config.data.channels,
+        args.input,
+        args.output,
+        args.input_half,
+    )
+
+
+def _export(args):
+    from pix2pix_tf.export import export
+
+    variants = tuple(v for v in args.tflite.split(",") if v)
+    export(args.workdir, args.out, tflite=variants, stochastic=args.stochastic, data_dir=args.data)
+
+
+def _evaluate(args):
+    from pix2pix_tf.evaluate import evaluate, load_generator
+
+    generator, config, step = load_generator(args.workdir)
+    out = args.out or f"{args.workdir}/eval/{args.split}_step{step}"
+    result = evaluate(
+        generator,
+        config,
+        args.data,
+        args.split,
+        out,
+        stochastic=args.stochastic,
+        title=f"{args.workdir} at step {step}, {args.split} split",
+    )
+    m = result["mean"]
+    print(f"{result['count']} images: L1 {m['l1']:.4f}, PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}")
+    print(f"wrote {out}/metrics.json and {out}/index.html")
+
+
+def _demo(args):
+    from pix2pix_tf.demo import run_demo
+
+    run_demo(args.workdir, minutes=args.minutes)
+
+
+def _add_use_commands(sub):
+    p = sub.add_parser("predict", help="translate images with a trained or exported model")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workdir", help="training work dir (config.json + checkpoints)")
+    source.add_argument("--model", help="an exported SavedModel directory (or export DIR) or a .tflite file")
+    p.add_argument("--input", required=True, help="an image file or a folder of images (any size)")
+    p.add_argument("--output", required=True, help="folder for the translated PNGs")
+    p.add_argument("--stochastic", action="store_true", help="dropout on, as the paper's test mode")
+    p.add_argument(
+        "--input-half",
+        choices=("left", "right"),
+        help="translate only this half of A|B images (e.g. 'right' for facades label maps)",
+    )
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("evaluate", help="L1 / PSNR / SSIM and an HTML results page")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", help="output folder (default WORKDIR/eval/SPLIT_stepN)")
+    p.add_argument("--stochastic", action="store_true", help="dropout on, as the paper's test mode")
+    p.set_defaults(func=_evaluate)
+
+    from pix2pix_tf.config import TFLITE_VARIANTS
+
+    p = sub.add_parser("export", help="SavedModel + TFLite export, verified against the Keras model")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--out", required=True, help="export directory (replaced atomically)")
+    p.add_argument(
+        "--tflite",
+        default=",".join(TFLITE_VARIANTS),
+        help="comma-separated TFLite variants: float32,float16,int8,dynamic ('' for none)",
+    )
+    p.add_argument("--stochastic", action="store_true", help="add a serving_stochastic signature (dropout on)")
+    p.add_argument("--data", help="dataset for int8 calibration and checks (default: the one trained on)")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("demo", help="synthesise facades, train, evaluate: the whole job in minutes")
+    p.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")
+    p.add_argument("--workdir", default="runs/demo")
+    p.set_defaults(func=_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pix2pix-tf", description="pix2pix image-to-image translation")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data_commands(sub)
+    _add_train_command(sub)
+    _add_use_commands(sub)
     return parser
 
 

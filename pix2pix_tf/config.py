@@ -19,6 +19,10 @@ GENERATORS = ("unet", "encoder-decoder")
 RECEPTIVE_FIELDS = (1, 16, 34, 70, 142, 286)
 GAN_LOSSES = ("vanilla", "lsgan")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+TFLITE_VARIANTS = ("float32", "float16", "int8", "dynamic")
+CONFIG_FILE = "config.json"  # the resolved config, in every work dir and export
+CHECKPOINT_DIR = "checkpoints"  # inside a work dir
+RUN_FILE = "run.json"  # inside a work dir: the dataset and the last losses of the latest run
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -56,10 +60,8 @@ class DataConfig:
     def __post_init__(self):
         if self.image_size < 32 or self.image_size % 32:
             raise Pix2PixError(f"image_size must be a multiple of 32 and at least 32; got {self.image_size}")
-        if self.load_size is None:
-            object.__setattr__(self, "load_size", self.image_size * 286 // 256)
-        if self.load_size < self.image_size:
-            raise Pix2PixError(f"load_size ({self.load_size}) must be >= image_size ({self.image_size})")
+        if self.resize_to < self.image_size:
+            raise Pix2PixError(f"load_size ({self.resize_to}) must be >= image_size ({self.image_size})")
         if self.channels not in (1, 3):
             raise Pix2PixError(f"channels must be 1 or 3; got {self.channels}")
         if self.batch_size < 1:
@@ -68,6 +70,14 @@ class DataConfig:
         _check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
         if self.cache and self.preprocess == "crop":
             raise Pix2PixError("cache needs a fixed load size; preprocess 'crop' keeps each file's own size")
+
+    @property
+    def resize_to(self) -> int:
+        """The load size in effect: `load_size`, or image_size * 286 / 256 when unset.
+
+        Derived rather than stored, so that changing image_size never leaves a stale load size.
+        """
+        return self.load_size if self.load_size is not None else self.image_size * 286 // 256
 
 
 @dataclasses.dataclass(frozen=True)

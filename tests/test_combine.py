@@ -30,3 +30,11 @@ def test_flat_folders(tmp_path):
     write_image(tmp_path / "B/1.jpg", np.zeros((8, 8, 3)))
     assert combine(tmp_path / "A", tmp_path / "B", tmp_path / "AB").written == 1
     assert Image.open(tmp_path / "AB/1.jpg").size == (16, 8)
+
+
+def test_package_names_are_the_functions_not_the_modules():
+    import pix2pix_tf.data.combine  # noqa: F401  (importing the submodule must not shadow the function)
+    from pix2pix_tf.data import combine as combine_fn
+    from pix2pix_tf.data import download
+
+    assert callable(combine_fn) and callable(download)

@@ -155,4 +155,4 @@ def test_sizes_multiple_of_32(inverse_pairs, size):
     cfg = DataConfig(image_size=size)
     a, _ = _batches(find_pairs(inverse_pairs, "train", cfg), cfg, 1)[0]
     assert a.shape == (1, size, size, 3)
-    assert cfg.load_size == size * 286 // 256
+    assert cfg.resize_to == size * 286 // 256

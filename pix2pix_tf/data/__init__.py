@@ -1,27 +1,37 @@
 """Everything between image files on disk and normalised (input, target) batches.
 
-Imported lazily: the synthetic datasets, the downloader and `combine` need no
-TensorFlow.
+The synthetic datasets, the downloader and `combine` need no TensorFlow and are
+imported at once; the loaders and the tf.data pipeline load TensorFlow on first use.
 """
 
 import importlib
 
-_EXPORTS = {
-    "combine": "combine",
-    "DATASETS": "download",
-    "download": "download",
+from pix2pix_tf.data.combine import combine
+from pix2pix_tf.data.download import DATASETS, download
+from pix2pix_tf.data.synthetic import synthesize
+
+_LAZY = {
     "PairList": "files",
     "find_pairs": "files",
     "decode_image": "pipeline",
     "eval_dataset": "pipeline",
     "train_dataset": "pipeline",
-    "synthesize": "synthetic",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "DATASETS",
+    "PairList",
+    "combine",
+    "decode_image",
+    "download",
+    "eval_dataset",
+    "find_pairs",
+    "synthesize",
+    "train_dataset",
+]
 
 
 def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"pix2pix_tf.data.{_EXPORTS[name]}"), name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"pix2pix_tf.data.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'pix2pix_tf.data' has no attribute {name!r}")

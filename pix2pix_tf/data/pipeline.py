@@ -61,11 +61,11 @@ def _load_pair(cfg: DataConfig, combined: bool):
 def _train_resize(pair: tf.Tensor, cfg: DataConfig) -> tf.Tensor:
     """The deterministic part of train-time preprocessing (cacheable)."""
     if cfg.preprocess == "resize_and_crop":
-        return _resize(pair, cfg.load_size, cfg.load_size)
+        return _resize(pair, cfg.resize_to, cfg.resize_to)
     if cfg.preprocess == "scale_width_and_crop":
         shape = tf.shape(pair)
-        height = tf.cast(tf.round(cfg.load_size * shape[0] / shape[1]), tf.int32)
-        return _resize(pair, tf.maximum(height, cfg.image_size), cfg.load_size)
+        height = tf.cast(tf.round(cfg.resize_to * shape[0] / shape[1]), tf.int32)
+        return _resize(pair, tf.maximum(height, cfg.image_size), cfg.resize_to)
     if cfg.preprocess == "none":
         return _resize(pair, cfg.image_size, cfg.image_size)
     return pair  # "crop": crop at the file's own resolution

@@ -9,12 +9,14 @@ from pix2pix_tf.models.discriminator import build_discriminator, receptive_field
 from pix2pix_tf.models.generator import build_generator, generate, unet_depth
 
 
-def build_models(config: Config, seed: int | None = None) -> tuple[keras.Model, keras.Model]:
-    """Builds (generator, discriminator) as `config` describes them."""
+def _dtype(precision: str) -> str | None:
+    return None if precision == "float32" else precision
+
+
+def generator_for(config: Config, seed: int | None = None, precision: str | None = None) -> keras.Model:
+    """The generator `config` describes; `precision` defaults to the training precision."""
     data, model = config.data, config.model
-    precision = config.train.precision
-    dtype = None if precision == "float32" else precision
-    generator = build_generator(
+    return build_generator(
         image_size=data.image_size,
         in_channels=data.channels,
         out_channels=data.channels,
@@ -22,9 +24,14 @@ def build_models(config: Config, seed: int | None = None) -> tuple[keras.Model, 
         norm=model.norm,
         skip_connections=model.generator == "unet",
         dropout=model.dropout,
-        dtype=dtype,
+        dtype=_dtype(precision or config.train.precision),
         seed=seed,
     )
+
+
+def build_models(config: Config, seed: int | None = None) -> tuple[keras.Model, keras.Model]:
+    """Builds (generator, discriminator) as `config` describes them, in its training precision."""
+    data, model = config.data, config.model
     discriminator = build_discriminator(
         image_size=data.image_size,
         in_channels=data.channels,
@@ -33,10 +40,18 @@ def build_models(config: Config, seed: int | None = None) -> tuple[keras.Model, 
         receptive_field=model.d_receptive_field,
         conditional=model.conditional,
         norm=model.norm,
-        dtype=dtype,
+        dtype=_dtype(config.train.precision),
         seed=None if seed is None else seed + 1,
     )
-    return generator, discriminator
+    return generator_for(config, seed), discriminator
 
 
-__all__ = ["build_discriminator", "build_generator", "build_models", "generate", "receptive_field", "unet_depth"]
+__all__ = [
+    "build_discriminator",
+    "build_generator",
+    "build_models",
+    "generate",
+    "generator_for",
+    "receptive_field",
+    "unet_depth",
+]

@@ -10,8 +10,6 @@ pre-activation and the decoder's ReLU acts on them.
 
 from __future__ import annotations
 
-import math
-
 import keras
 
 from pix2pix_tf.errors import Pix2PixError
@@ -21,14 +19,17 @@ N_DROPOUT_BLOCKS = 3  # paper: dropout in the first three decoder layers
 
 
 def unet_depth(image_size: int) -> int:
-    """Number of stride-2 down-samplings that take `image_size` down to 1x1."""
-    depth = int(round(math.log2(image_size))) if image_size > 0 else 0
-    if image_size < 32 or 2**depth != image_size:
+    """Number of stride-2 down-samplings of the U-Net for `image_size`.
+
+    The image is halved as often as its size divides evenly: a power of two down
+    to 1x1 (8 times at 256, 5 at 32), 96 = 3 * 32 five times to a 3x3 bottleneck.
+    """
+    if image_size < 32 or image_size % 32:
         raise Pix2PixError(
-            f"the U-Net generator needs a square power-of-two size of at least 32 px "
-            f"(it halves the image down to 1x1); got {image_size}"
+            f"the U-Net generator needs a square size that is a multiple of 32 (it halves the "
+            f"image at least 5 times); got {image_size}"
         )
-    return depth
+    return (image_size & -image_size).bit_length() - 1  # the number of times 2 divides image_size
 
 
 def encoder_filters(depth: int, ngf: int) -> list[int]:
@@ -51,8 +52,8 @@ def build_generator(
     """Builds the pix2pix U-Net (or, without skips, the encoder-decoder baseline).
 
     Args:
-        image_size: side of the square input; a power of two >= 32 (depth =
-            log2(image_size): 8 down-samplings at 256, 5 at 32).
+        image_size: side of the square input, a multiple of 32 (see `unet_depth`:
+            8 down-samplings at 256, 5 at 32).
         in_channels: channels of the input image.
         out_channels: channels of the generated image.
         ngf: filters of the first encoder block.
@@ -93,7 +94,7 @@ def build_generator(
         if norm_l is not None:
             x = norm_l(x)
         skips.append(x)
-    # x: (batch, 1, 1, 8 ngf) bottleneck
+    # x: (batch, 1, 1, 8 ngf) bottleneck (3x3 at 96, 384, ...)
 
     for j, i in enumerate(range(depth - 2, -1, -1)):  # up-sample to the size of encoder block i
         x = keras.layers.ReLU(name=f"up{i + 2}_relu", dtype=dtype)(x)

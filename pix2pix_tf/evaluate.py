@@ -1,0 +1,184 @@
+"""Evaluation (L1 / PSNR / SSIM on 8-bit images, results page) and prediction on files."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pix2pix_tf.config import CHECKPOINT_DIR, CONFIG_FILE, Config, load_config
+from pix2pix_tf.data.files import find_pairs
+from pix2pix_tf.data.images import IMAGE_EXTENSIONS, list_images
+from pix2pix_tf.data.pipeline import decode_image, eval_dataset
+from pix2pix_tf.errors import Pix2PixError
+from pix2pix_tf.models import generate, generator_for
+
+
+def load_generator(workdir: str | Path) -> tuple[keras.Model, Config, int]:
+    """Rebuilds the generator of a training work dir from its config.json and latest checkpoint.
+
+    Returns:
+        (generator, config, step of the checkpoint).
+    """
+    workdir = Path(workdir)
+    config = load_config(workdir / CONFIG_FILE)
+    latest = tf.train.latest_checkpoint(str(workdir / CHECKPOINT_DIR))
+    if latest is None:
+        raise Pix2PixError(f"{workdir / CHECKPOINT_DIR}: no checkpoint found; train first")
+    generator = generator_for(config, precision="float32")  # float32 weights whatever the training precision
+    step = tf.Variable(0, dtype=tf.int64)
+    status = tf.train.Checkpoint(generator=generator, step=step).restore(latest)
+    status.expect_partial().assert_existing_objects_matched()
+    return generator, config, int(step)
+
+
+def to_uint8(images) -> np.ndarray:
+    """[-1, 1] floats -> uint8 [0, 255], rounding to nearest."""
+    return np.clip((np.asarray(images, np.float32) + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+def image_metrics(output: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """L1 (mean |difference| / 255), PSNR (dB, peak 255) and SSIM of two uint8 (H, W, C) images."""
+    out, tgt = tf.constant(output, tf.float32), tf.constant(target, tf.float32)
+    return {
+        "l1": float(tf.reduce_mean(tf.abs(out - tgt))) / 255.0,
+        "psnr": float(tf.image.psnr(out, tgt, max_val=255.0)),
+        "ssim": float(tf.image.ssim(out, tgt, max_val=255.0)),
+    }
+
+
+def _mean(rows: list[dict], keys=("l1", "psnr", "ssim")) -> dict[str, float]:
+    # An identical pair has infinite PSNR; cap it so the mean stays a number.
+    return {k: float(np.mean([min(r[k], 100.0) for r in rows])) for k in keys}
+
+
+def evaluate(
+    generator: keras.Model,
+    config: Config,
+    data_dir: str | Path,
+    split: str = "test",
+    out_dir: str | Path | None = None,
+    stochastic: bool = False,
+    title: str = "",
+) -> dict:
+    """Translates every pair of a split and scores the outputs against the targets.
+
+    Args:
+        generator: the model to evaluate.
+        config: its configuration (image size, channels, direction).
+        data_dir: dataset directory.
+        split: split to evaluate.
+        out_dir: if given, writes metrics.json, index.html and images/ there.
+        stochastic: the paper's test mode (dropout on) instead of the deterministic one.
+        title: heading of the results page.
+
+    Returns:
+        {"mean": {"l1", "psnr", "ssim"}, "images": [{"name", "l1", "psnr", "ssim"}, ...], ...}
+    """
+    pairs = find_pairs(data_dir, split, config.data)
+    rows, out_dir = [], Path(out_dir) if out_dir else None
+    if out_dir:
+        (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    for source, target, names in eval_dataset(pairs, config.data, batch_size=8):
+        output = to_uint8(generate(generator, source, stochastic=stochastic))
+        source, target = to_uint8(source), to_uint8(target)
+        for i, name in enumerate(n.decode() for n in names.numpy()):
+            rows.append({"name": name, **image_metrics(output[i], target[i])})
+            if out_dir:
+                for kind, image in (("input", source[i]), ("output", output[i]), ("target", target[i])):
+                    (out_dir / "images" / f"{name}_{kind}.png").write_bytes(tf.io.encode_png(image).numpy())
+    result = {
+        "split": split,
+        "count": len(rows),
+        "stochastic": stochastic,
+        "mean": _mean(rows),
+        "images": rows,
+        "metric_notes": "8-bit images; l1 = mean absolute difference / 255; psnr in dB (peak 255, "
+        "capped at 100 for identical images in the mean); ssim with an 11x11 Gaussian window",
+    }
+    if out_dir:
+        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        _write_index(out_dir, result, title or f"pix2pix_tf results: {split}")
+    return result
+
+
+def _write_index(out_dir: Path, result: dict, title: str) -> None:
+    mean = result["mean"]
+    rows = "\n".join(
+        f"<tr><td>{html.escape(r['name'])}</td>"
+        + "".join(
+            f'<td><img src="images/{html.escape(r["name"])}_{k}.png"></td>' for k in ("input", "output", "target")
+        )
+        + f"<td>{r['l1']:.4f}</td><td>{r['psnr']:.2f}</td><td>{r['ssim']:.4f}</td></tr>"
+        for r in result["images"]
+    )
+    (out_dir / "index.html").write_text(f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif}} img{{width:192px;image-rendering:pixelated}} td{{padding:4px}}</style>
+</head><body><h1>{html.escape(title)}</h1>
+<p>{result["count"]} images; mean L1 {mean["l1"]:.4f}, PSNR {mean["psnr"]:.2f} dB, SSIM {mean["ssim"]:.4f}</p>
+<table><tr><th>name</th><th>input</th><th>output</th><th>target</th><th>L1</th><th>PSNR</th><th>SSIM</th></tr>
+{rows}
+</table></body></html>
+""")
+
+
+def input_files(path: str | Path) -> list[Path]:
+    """An image file, or the images in a folder."""
+    path = Path(path)
+    if path.is_dir():
+        files = list_images(path)
+        if not files:
+            raise Pix2PixError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
+        return files
+    if not path.exists():
+        raise Pix2PixError(f"{path}: no such file or folder")
+    return [path]
+
+
+def translate_file(translate, path: Path, image_size: int, channels: int, half: str | None = None) -> np.ndarray:
+    """Reads any-size image, runs `translate` at the model size and returns uint8 at the original size.
+
+    Args:
+        translate: function from a (1, S, S, C) float32 batch in [-1, 1] to the same.
+        path: image file (JPEG/PNG/BMP/GIF).
+        image_size: the model's input side S.
+        channels: the model's channel count.
+        half: "left" or "right" to translate one half of an A|B image (e.g. a
+            standard dataset's test file); None for the whole image.
+    """
+    try:
+        image = decode_image(tf.io.read_file(str(path)), channels)
+    except tf.errors.OpError:
+        raise Pix2PixError(f"{path}: not a readable JPEG/PNG/BMP/GIF image") from None
+    if half is not None:
+        middle = int(image.shape[1]) // 2
+        image = image[:, :middle] if half == "left" else image[:, middle : 2 * middle]
+    height, width = int(image.shape[0]), int(image.shape[1])
+    x = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size), method="bicubic", antialias=True)
+    x = tf.clip_by_value(x / 127.5 - 1.0, -1.0, 1.0)[None]
+    y = tf.image.resize(tf.convert_to_tensor(translate(x)), (height, width), method="bicubic", antialias=True)
+    return to_uint8(tf.clip_by_value(y[0], -1.0, 1.0))
+
+
+def predict(
+    translate, image_size: int, channels: int, inputs: str | Path, output_dir: str | Path, half: str | None = None
+) -> list[Path]:
+    """Translates an image or a folder of images into `output_dir` as PNGs of the same size and stem.
+
+    `half` ("left"/"right") translates one half of A|B images; see `translate_file`.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in input_files(inputs):
+        result = translate_file(translate, path, image_size, channels, half)
+        target = output_dir / f"{path.stem}.png"
+        target.write_bytes(tf.io.encode_png(result).numpy())
+        written.append(target)
+    print(f"wrote {len(written)} image(s) to {output_dir}")
+    return written

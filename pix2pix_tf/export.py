@@ -1,0 +1,439 @@
+"""Export: a SavedModel for serving and TFLite models for mobile, each verified numerically.
+
+Layout of an export directory:
+
+    DIR/saved_model/          signatures serving_default, translate_image, translate_bytes
+                              (+ serving_stochastic); assets/config.json, assets/model_card.json
+    DIR/generator_<v>.tflite  v in float32, float16, int8, dynamic (batch fixed at 1)
+    DIR/config.json           the resolved training configuration
+    DIR/report.md, report.json
+
+The SavedModel is written with `tf.saved_model.save` of a `tf.Module`, which stores
+each variable once (Keras' `model.export` currently stores them twice,
+keras-team/keras#23553). TFLite models are converted with the batch fixed at 1:
+with a dynamic batch the transposed convolutions leave XNNPACK's fast path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import io
+import json
+import shutil
+import statistics
+import tempfile
+import time
+import types
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pix2pix_tf.config import CONFIG_FILE, RUN_FILE, TFLITE_VARIANTS, Config, save_config
+from pix2pix_tf.data.files import find_pairs
+from pix2pix_tf.data.pipeline import decode_image, eval_dataset, train_dataset
+from pix2pix_tf.errors import Pix2PixError
+from pix2pix_tf.evaluate import load_generator
+
+# Minimum agreement with the Keras model (PSNR of the outputs, dB) for a variant to ship.
+AGREEMENT_GATES = {"float32": 60.0, "float16": 40.0, "int8": 28.0, "dynamic": 28.0}
+SAVED_MODEL_DIR = "saved_model"
+STOCHASTIC_TFLITE_NOTE = (
+    "TFLite models are deterministic only: dropout at inference needs Keras' random seed state, "
+    "a variable updated on every call, which TFLite builtin ops cannot express."
+)
+
+
+class GeneratorModule(tf.Module):
+    """The generator with its serving signatures, for `tf.saved_model.save`."""
+
+    def __init__(self, generator: keras.Model, config: Config, assets: dict[str, Path]):
+        super().__init__(name="pix2pix_generator")
+        # The Keras model is held out of the object graph and its tf.Variables are
+        # tracked directly: TF1-style loaders (saved_model_cli run, TensorFlow
+        # Serving) cannot restore variables reached through Keras' wrappers
+        # (keras-team/keras#20095), and tracking both would store every weight twice
+        # (#23553). The list includes dropout's random state, which Keras keeps
+        # outside the weights and the stochastic signature updates.
+        self._keras = types.SimpleNamespace(generator=generator)
+        self.tf_variables = [v.value for v in generator.variables]
+        self.size = config.data.image_size
+        self.channels = config.data.channels
+        self.assets = {name: tf.saved_model.Asset(str(path)) for name, path in assets.items()}
+        spec = [self.size, self.size, self.channels]
+        self.serve = tf.function(self._serve, input_signature=[tf.TensorSpec([None, *spec], tf.float32, "input_image")])
+        self.translate_image = tf.function(
+            self._translate_image, input_signature=[tf.TensorSpec([None, *spec], tf.uint8, "image")]
+        )
+        self.translate_bytes = tf.function(
+            self._translate_bytes, input_signature=[tf.TensorSpec([None], tf.string, "image_bytes")]
+        )
+        self.serve_stochastic = tf.function(
+            self._serve_stochastic, input_signature=[tf.TensorSpec([None, *spec], tf.float32, "input_image")]
+        )
+
+    def _serve(self, input_image):
+        return {"output_image": self._keras.generator(input_image, training=False)}
+
+    def _serve_stochastic(self, input_image):
+        # Batch-norm layers are frozen (trainable=False) before export, so
+        # training=True switches on dropout only and never updates statistics.
+        return {"output_image": self._keras.generator(input_image, training=True)}
+
+    def _translate_image(self, image):
+        x = tf.cast(image, tf.float32) / 127.5 - 1.0
+        y = self._keras.generator(x, training=False)
+        return {"output_image": tf.cast(tf.clip_by_value(tf.round((y + 1.0) * 127.5), 0, 255), tf.uint8)}
+
+    def _translate_bytes(self, image_bytes):
+        def prepare(data):
+            image = decode_image(data, self.channels)
+            size = tf.shape(image)[:2]
+            resized = tf.image.resize(tf.cast(image, tf.float32), [self.size, self.size], "bicubic", antialias=True)
+            return tf.clip_by_value(resized / 127.5 - 1.0, -1.0, 1.0), size
+
+        images, sizes = tf.map_fn(
+            prepare,
+            image_bytes,
+            fn_output_signature=(
+                tf.TensorSpec([self.size, self.size, self.channels], tf.float32),
+                tf.TensorSpec([2], tf.int32),
+            ),
+        )
+        outputs = self._keras.generator(images, training=False)
+
+        def encode(args):
+            output, size = args
+            restored = tf.image.resize(output, size, "bicubic", antialias=True)
+            return tf.io.encode_png(tf.cast(tf.clip_by_value(tf.round((restored + 1.0) * 127.5), 0, 255), tf.uint8))
+
+        png = tf.map_fn(encode, (outputs, sizes), fn_output_signature=tf.TensorSpec([], tf.string))
+        # The "_bytes" suffix makes TensorFlow Serving's REST API return {"b64": ...}.
+        return {"output_bytes": png}
+
+
+def _freeze_batch_norm(generator: keras.Model) -> None:
+    for layer in generator.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
+def _tflite_bytes(generator: keras.Model, variant: str, representative: list[np.ndarray]) -> bytes:
+    # The same layers behind an input with the batch fixed at 1. (A concrete function
+    # of the generator keeps dropout's seed variables as READ_VARIABLE ops, which
+    # break int8 calibration.)
+    source = keras.Input(batch_shape=(1, *generator.input_shape[1:]), name="input_image")
+    fixed = keras.Model(source, generator(source, training=False))
+    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex ops
+    if variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant == "int8":
+        # Full-integer: every op in int8; the model keeps float32 input and output
+        # (quantise/dequantise at the ends), so callers use the same pre- and post-processing.
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.representative_dataset = lambda: ([x] for x in representative)
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured tensor
+        return converter.convert()
+
+
+class TFLiteRunner:
+    """Runs a .tflite generator with ai-edge-litert, one image at a time."""
+
+    def __init__(self, model: str | Path | bytes, num_threads: int = 2):
+        from ai_edge_litert.interpreter import Interpreter
+
+        kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+        self.interpreter = Interpreter(num_threads=num_threads, **kwargs)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.image_size, self.channels = int(self.input["shape"][1]), int(self.input["shape"][3])
+
+    def __call__(self, batch) -> np.ndarray:
+        """(N, S, S, C) float32 in [-1, 1] -> same, one interpreter call per image."""
+        outputs = []
+        for image in np.asarray(batch, np.float32):
+            self.interpreter.set_tensor(self.input["index"], image[None])
+            self.interpreter.invoke()
+            outputs.append(self.interpreter.get_tensor(self.output["index"])[0])
+        return np.stack(outputs)
+
+
+def psnr(a, b) -> float:
+    """PSNR (dB) between two arrays of [-1, 1] images (peak-to-peak 2)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(4.0 / mse))
+
+
+def _median_latency_ms(runner: TFLiteRunner, image: np.ndarray, runs: int) -> float:
+    runner(image[None])  # warm-up: XNNPACK packs weights on the first call
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runner(image[None])
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def _held_out_inputs(config: Config, data_dir: Path, count: int) -> np.ndarray:
+    """Inputs the model was not trained on: the test or val split, else training images."""
+    for split in ("test", "val", "train"):
+        try:
+            pairs = find_pairs(data_dir, split, config.data)
+        except Pix2PixError:
+            continue
+        batch = next(iter(eval_dataset(pairs, config.data, batch_size=count)))
+        return batch[0].numpy()
+    raise Pix2PixError(f"{data_dir}: no test, val or train split to check the exported models on")
+
+
+def _representative(config: Config, data_dir: Path, count: int) -> list[np.ndarray]:
+    """int8 calibration inputs drawn from the training data, with the training jitter."""
+    pairs = find_pairs(data_dir, "train", config.data)
+    one = config.replace(data={"batch_size": 1}).data
+    return [source.numpy() for source, _ in train_dataset(pairs, one, seed=1234).take(count)]
+
+
+def _model_card(config: Config, workdir: Path, step: int, params: int) -> dict:
+    metrics = sorted(workdir.glob("eval/*/metrics.json"), key=lambda p: p.stat().st_mtime)
+    card = {
+        "model": "pix2pix U-Net generator (Isola et al., CVPR 2017)",
+        "input": {
+            "size": [config.data.image_size, config.data.image_size],
+            "channels": config.data.channels,
+            "range": "[-1, 1] for serving_default; uint8 for translate_image; encoded images for translate_bytes",
+        },
+        "direction": config.data.direction,
+        "steps_trained": step,
+        "parameters": params,
+        "exported": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    if metrics:
+        result = json.loads(metrics[-1].read_text())
+        card["evaluation"] = {
+            "split": result["split"],
+            "count": result["count"],
+            **result["mean"],
+            "source": str(metrics[-1].relative_to(workdir)),
+        }
+    return card
+
+
+def _write_report(out: Path, report: dict) -> None:
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        f"# Export report: {report['workdir']} at step {report['step']}",
+        "",
+        f"SavedModel: {report['saved_model']['variables_bytes'] / 1e6:.2f} MB of variables for "
+        f"{report['saved_model']['parameters']:,} parameters "
+        f"({report['saved_model']['variables_bytes'] / report['saved_model']['parameters']:.2f} bytes each); "
+        f"signatures: {', '.join(report['saved_model']['signatures'])}.",
+        "",
+        f"TFLite: batch fixed at 1 (resize_tensor_input for more), builtin ops only, float32 input and output "
+        f"in [-1, 1]. Agreement: PSNR of each model's outputs against the Keras model's on "
+        f"{report['agreement_inputs']} held-out inputs; latency: median of {report['latency_runs']} runs, "
+        f"ai-edge-litert, 2 threads, one {report['image_size']} px image.",
+        "",
+        "| variant | file | size MB | PSNR vs Keras (dB) | gate (dB) | median latency (ms) | shipped |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in report["tflite"]:
+        lines.append(
+            f"| {v['variant']} | {v['file'] or '-'} | {v['bytes'] / 1e6:.2f} | {v['psnr_db']:.1f} | "
+            f"{v['gate_db']:.0f} | {v['latency_ms']:.1f} | {'yes' if v['shipped'] else 'no'} |"
+        )
+    lines += ["", *report["notes"], ""]
+    (out / "report.md").write_text("\n".join(lines))
+
+
+def export(
+    workdir: str | Path,
+    out: str | Path,
+    tflite: tuple[str, ...] = TFLITE_VARIANTS,
+    stochastic: bool = False,
+    data_dir: str | Path | None = None,
+    agreement_inputs: int = 8,
+    latency_runs: int = 10,
+) -> dict:
+    """Exports a trained generator as a SavedModel and TFLite models, with a report.
+
+    Everything is written to a temporary folder next to `out` and renamed at the
+    end: a failure leaves any previous export at `out` untouched.
+
+    Args:
+        workdir: training work dir (config.json + checkpoints).
+        out: export directory.
+        tflite: TFLite variants to convert (subset of TFLITE_VARIANTS).
+        stochastic: also add the `serving_stochastic` signature (dropout on).
+        data_dir: dataset for int8 calibration and the agreement checks; defaults to
+            the one recorded by training.
+        agreement_inputs: held-out images compared against the Keras model.
+        latency_runs: timed interpreter calls per variant.
+
+    Returns:
+        The report (also written as report.json and report.md).
+    """
+    workdir, out = Path(workdir), Path(out)
+    unknown = set(tflite) - set(TFLITE_VARIANTS)
+    if unknown:
+        raise Pix2PixError(f"unknown TFLite variant(s) {sorted(unknown)}; choose from {', '.join(TFLITE_VARIANTS)}")
+    generator, config, step = load_generator(workdir)
+    data_dir = Path(data_dir) if data_dir else _recorded_data_dir(workdir)
+    _freeze_batch_norm(generator)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    tmp.chmod(0o755)  # mkdtemp makes it private; an export is meant to be shared
+    try:
+        report = _export_into(
+            tmp, generator, config, workdir, step, tuple(tflite), stochastic, data_dir, agreement_inputs, latency_runs
+        )
+        report["export_dir"] = str(out)
+        _write_report(tmp, report)
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print((out / "report.md").read_text())
+    return report
+
+
+def _recorded_data_dir(workdir: Path) -> Path:
+    run = workdir / RUN_FILE
+    if run.exists():
+        path = Path(json.loads(run.read_text()).get("data_dir", ""))
+        if path.is_dir():
+            return path
+    raise Pix2PixError(
+        f"{workdir}: no dataset recorded by training (or it moved); pass --data DIR for the int8 "
+        "calibration and the agreement checks"
+    )
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Swaps `new` into place at `target`; the old export is removed only after the swap."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{time.time_ns()}")
+        target.rename(old)
+    new.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _export_into(
+    out: Path,
+    generator,
+    config: Config,
+    workdir: Path,
+    step: int,
+    variants: tuple[str, ...],
+    stochastic: bool,
+    data_dir: Path,
+    agreement_inputs: int,
+    latency_runs: int,
+) -> dict:
+    save_config(config, out / CONFIG_FILE)
+    params = int(sum(np.prod(v.shape) for v in generator.weights))
+    card = _model_card(config, workdir, step, params)
+    (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    module = GeneratorModule(generator, config, {"config": out / CONFIG_FILE, "model_card": out / "model_card.json"})
+    signatures = {
+        "serving_default": module.serve.get_concrete_function(),
+        "translate_image": module.translate_image.get_concrete_function(),
+        "translate_bytes": module.translate_bytes.get_concrete_function(),
+    }
+    if stochastic:
+        signatures["serving_stochastic"] = module.serve_stochastic.get_concrete_function()
+    saved_model = out / SAVED_MODEL_DIR
+    tf.saved_model.save(module, str(saved_model), signatures=signatures)
+    variables_bytes = sum(p.stat().st_size for p in (saved_model / "variables").iterdir())
+
+    inputs = _held_out_inputs(config, data_dir, agreement_inputs)
+    reference = generator(inputs, training=False).numpy()
+    representative = _representative(config, data_dir, 64) if "int8" in variants else []
+    results, notes = [], []
+    if stochastic and variants:
+        notes.append(STOCHASTIC_TFLITE_NOTE)
+    for variant in variants:
+        model = _tflite_bytes(generator, variant, representative)
+        runner = TFLiteRunner(model)
+        agreement = psnr(runner(inputs), reference)
+        latency = _median_latency_ms(runner, inputs[0], latency_runs)
+        gate = AGREEMENT_GATES[variant]
+        shipped = agreement >= gate
+        name = f"generator_{variant}.tflite"
+        if shipped:
+            (out / name).write_bytes(model)
+        else:
+            notes.append(
+                f"{variant} was not shipped: its outputs agree with the Keras model to {agreement:.1f} dB, "
+                f"below the {gate:.0f} dB gate."
+            )
+        results.append(
+            {
+                "variant": variant,
+                "file": name if shipped else None,
+                "bytes": len(model),
+                "psnr_db": agreement,
+                "gate_db": gate,
+                "latency_ms": latency,
+                "shipped": shipped,
+            }
+        )
+    if "float16" in variants:
+        notes.append("generator_float16.tflite is the default mobile model.")
+    return {
+        "workdir": str(workdir),
+        "step": step,
+        "image_size": config.data.image_size,
+        "agreement_inputs": len(inputs),
+        "latency_runs": latency_runs,
+        "saved_model": {
+            "dir": SAVED_MODEL_DIR,
+            "variables_bytes": variables_bytes,
+            "parameters": params,
+            "signatures": sorted(signatures),
+        },
+        "tflite": results,
+        "notes": notes,
+        "model_card": card,
+    }
+
+
+class SavedModelRunner:
+    """Runs the `serving_default` signature of an exported SavedModel."""
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        if not (path / "saved_model.pb").exists():
+            raise Pix2PixError(f"{path}: not a SavedModel directory (no saved_model.pb)")
+        self.signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+        spec = self.signature.structured_input_signature[1]["input_image"]
+        self.image_size, self.channels = int(spec.shape[1]), int(spec.shape[3])
+
+    def __call__(self, batch):
+        return self.signature(input_image=tf.convert_to_tensor(batch, tf.float32))["output_image"]
+
+
+def load_runner(path: str | Path):
+    """A translator for an exported model: a SavedModel directory (or an export DIR) or a .tflite file.
+
+    Returns:
+        A callable from (N, S, S, C) float32 in [-1, 1] to the same, with
+        `image_size` and `channels` attributes.
+    """
+    path = Path(path)
+    if path.suffix == ".tflite":
+        if not path.exists():
+            raise Pix2PixError(f"{path}: no such file")
+        return TFLiteRunner(path)
+    if (path / SAVED_MODEL_DIR / "saved_model.pb").exists():
+        path = path / SAVED_MODEL_DIR
+    return SavedModelRunner(path)

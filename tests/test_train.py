@@ -1,0 +1,231 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pix2pix_tf import train as train_mod
+from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
+from pix2pix_tf.data.synthetic import synthesize
+from pix2pix_tf.errors import Pix2PixError
+from pix2pix_tf.train import LinearDecay, NonFiniteLossError, Pix2Pix, Schedule, resolve_config, train
+
+TINY = Config(
+    data=DataConfig(image_size=32, batch_size=2, direction="BtoA"),
+    model=ModelConfig(ngf=8, ndf=8),
+    train=TrainConfig(steps=6, log_every=1, sample_every=3, checkpoint_every=100),
+)
+SCHEDULE = Schedule(total_steps=100, decay_steps=50, images_per_epoch=10, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def facades(tmp_path_factory):
+    out = tmp_path_factory.mktemp("facades32")
+    synthesize("facades", out, count=12, size=32, seed=0)
+    return out
+
+
+def _batch(seed=0):
+    g = tf.random.Generator.from_seed(seed)
+    return g.uniform((2, 32, 32, 3), -1, 1), g.uniform((2, 32, 32, 3), -1, 1)
+
+
+def _weights(model: Pix2Pix):
+    return [v.numpy().copy() for v in model.generator.trainable_variables + model.discriminator.trainable_variables]
+
+
+def test_one_step_changes_every_trainable_variable():
+    model = Pix2Pix(TINY, SCHEDULE)
+    before = _weights(model)
+    losses = model.train_step(*_batch())
+    assert set(losses) >= {"g_total", "g_gan", "g_l1", "d_total", "d_real", "d_fake", "learning_rate"}
+    variables = model.generator.trainable_variables + model.discriminator.trainable_variables
+    unchanged = [v.path for v, b in zip(variables, before) if np.array_equal(v.numpy(), b)]
+    assert unchanged == []
+
+
+def test_eager_and_tf_function_steps_agree():
+    eager, graph = Pix2Pix(TINY, SCHEDULE, run_eagerly=True), Pix2Pix(TINY, SCHEDULE)
+    for w_e, w_g in zip(_weights(eager), _weights(graph)):
+        np.testing.assert_array_equal(w_e, w_g)  # same seed, same initial weights
+    for _ in range(2):
+        batch = _batch(1)
+        le, lg = eager.train_step(*batch), graph.train_step(*batch)
+        for key in le:
+            np.testing.assert_allclose(float(le[key]), float(lg[key]), rtol=1e-4, atol=1e-6)
+
+
+def test_l1_only_baseline_leaves_d_untouched():
+    model = Pix2Pix(TINY.replace(train={"use_gan": False}), SCHEDULE)
+    before = [v.numpy().copy() for v in model.discriminator.trainable_variables]
+    losses = model.train_step(*_batch())
+    assert float(losses["g_total"]) == pytest.approx(100 * float(losses["g_l1"]), rel=1e-5)
+    for v, b in zip(model.discriminator.trainable_variables, before):
+        np.testing.assert_array_equal(v.numpy(), b)
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_steps(precision):
+    model = Pix2Pix(TINY.replace(train={"precision": precision}), SCHEDULE)
+    compute = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}[precision]
+    assert model.generator.get_layer("down2_conv").compute_dtype == compute
+    assert model.generator.output.dtype == "float32"
+    assert all(v.dtype == "float32" for v in model.generator.trainable_variables)
+    before = _weights(model)
+    for _ in range(3):  # float16 loss scaling may skip a step whose gradients overflow
+        losses = model.train_step(*_batch())
+    assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in losses.values())
+    assert not np.array_equal(before[0], _weights(model)[0])
+
+
+def test_overfitting_one_batch_cuts_l1_five_fold(facades):
+    # The full objective (L1 + cGAN, dropout on) on one fixed batch of two facades.
+    from pix2pix_tf.data import eval_dataset, find_pairs
+
+    source, target, _ = next(iter(eval_dataset(find_pairs(facades, "train", TINY.data), TINY.data, 2)))
+    model = Pix2Pix(TINY.replace(model={"ngf": 16}), Schedule(10_000, 1, 2, 2))
+    l1 = [float(model.train_step(source, target)["g_l1"])]
+    for _ in range(400):  # bound: 400 steps
+        l1.append(float(model.train_step(source, target)["g_l1"]))
+        if l1[-1] < l1[0] / 5:
+            break
+    assert l1[-1] < l1[0] / 5, f"L1 went from {l1[0]:.3f} to {l1[-1]:.3f} in {len(l1)} steps"
+
+
+def test_linear_decay_schedule():
+    lr = LinearDecay(2e-4, total_steps=10, decay_steps=4)
+    values = [float(lr(s)) for s in range(11)]
+    assert values[:7] == pytest.approx([2e-4] * 7)  # constant until 4 steps remain
+    assert values[7:] == pytest.approx([1.5e-4, 1e-4, 0.5e-4, 0.0])
+
+
+def test_schedule_from_epochs_steps_and_defaults():
+    cfg = TINY.replace(train={"steps": None, "epochs": 10, "decay_epochs": 4})
+    s = train_mod.resolve_schedule(cfg, n_images=9)  # batch 2: 4.5 steps per epoch
+    assert (s.total_steps, s.decay_steps) == (45, 18)
+    s = train_mod.resolve_schedule(TINY.replace(train={"steps": None}), n_images=10)
+    assert (s.total_steps, s.decay_steps) == (1000, 500)  # 200 epochs, the second half decaying
+    assert s.epoch_of(12) == 2
+    with pytest.raises(Pix2PixError, match="decay .* is longer than the run"):
+        train_mod.resolve_schedule(TINY.replace(train={"decay_steps": 7}), 10)
+
+
+def _stop_after(monkeypatch, k):
+    """Makes the next `train` call see a data stream that ends after k batches (a stop)."""
+    real = train_mod.train_dataset
+    calls = []
+
+    def short(*args, **kwargs):
+        calls.append(1)
+        stream = real(*args, **kwargs)
+        return stream.take(k) if len(calls) == 1 else stream
+
+    monkeypatch.setattr(train_mod, "train_dataset", short)
+
+
+def test_resume_gives_the_same_weights_as_a_straight_run(facades, tmp_path, monkeypatch):
+    # 6 steps with the learning rate decaying from step 0, so a resumed run that
+    # restarted the schedule, the data stream or the dropout noise would differ.
+    config = TINY.replace(train={"steps": 6, "decay_steps": 6})
+    straight = train(config, facades, tmp_path / "straight")
+    _stop_after(monkeypatch, 3)
+    first = train(config, facades, tmp_path / "resumed")
+    assert first.step == 3
+    second = train(config, facades, tmp_path / "resumed")
+    assert (second.start_step, second.step) == (3, 6)
+    assert second.losses["learning_rate"] == pytest.approx(straight.losses["learning_rate"])
+    assert second.losses["learning_rate"] == pytest.approx(0.0, abs=1e-12)  # schedule reached its end
+    a = tf.train.load_checkpoint(str(tmp_path / "straight/checkpoints/ckpt-6"))
+    b = tf.train.load_checkpoint(str(tmp_path / "resumed/checkpoints/ckpt-6"))
+    names = [n for n, _ in tf.train.list_variables(str(tmp_path / "straight/checkpoints/ckpt-6"))]
+    assert len(names) > 100  # weights, optimiser slots, batch-norm statistics, dropout seeds, step
+    # Tolerance: float32 reductions may be ordered differently across runs on CPU.
+    for name in names:
+        if name not in ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE"):
+            np.testing.assert_allclose(a.get_tensor(name), b.get_tensor(name), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_rerun_at_the_end_does_nothing_and_more_steps_continue(facades, tmp_path, capsys):
+    train(TINY.replace(train={"steps": 2}), facades, tmp_path)
+    again = train(TINY.replace(train={"steps": 2}), facades, tmp_path)
+    assert (again.start_step, again.step) == (2, 2)
+    assert "nothing to do" in capsys.readouterr().out
+    more = train(resolve_config(tmp_path, Config(), {"train": {"steps": 4}}), facades, tmp_path)
+    assert (more.start_step, more.step) == (2, 4)
+    assert "resuming from step 2" in capsys.readouterr().out
+
+
+def test_workdir_contents(facades, tmp_path):
+    result = train(TINY, facades, tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["data"]["image_size"] == 32 and saved["model"]["ngf"] == 8
+    assert (tmp_path / "samples/step_0000003.png").exists() and result.sample_path.name == "step_0000006.png"
+    grid = tf.io.decode_png((tmp_path / "samples/latest.png").read_bytes())
+    assert grid.shape == (32 * 1, 32 * 3, 3)  # the val split has one pair: input | output | target
+    events = list((tmp_path / "logs/train").glob("events.out.tfevents.*"))
+    tags = set()
+    for event in tf.compat.v1.train.summary_iterator(str(events[0])):
+        tags |= {v.tag for v in event.summary.value}
+    assert {"g_total", "g_l1", "d_total", "learning_rate", "images_per_second", "input | output | target"} <= tags
+    reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints/ckpt-6"))
+    assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 6
+    assert reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE") == 6 * 2 // 10
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(facades, tmp_path):
+    train(TINY.replace(train={"steps": 2}), facades, tmp_path)
+    files = {p.name: p.read_bytes() for p in (tmp_path / "checkpoints").iterdir()}
+    poisoned = resolve_config(tmp_path, Config(), {"train": {"steps": 4, "lambda_l1": float("nan")}})
+    with pytest.raises(NonFiniteLossError, match=r"step 3: g_total = nan.*last good checkpoint is .*ckpt-2"):
+        train(poisoned, facades, tmp_path)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "checkpoints").iterdir()} == files
+
+
+def test_resume_with_a_different_model_is_refused(facades, tmp_path):
+    train(TINY.replace(train={"steps": 1}), facades, tmp_path)
+    with pytest.raises(Pix2PixError, match=r"model.norm: trained with 'batch', asked for 'instance'"):
+        resolve_config(tmp_path, Config(), {"model": {"norm": "instance"}})
+    # Rerunning needs no flags repeated: the saved config is the base.
+    assert resolve_config(tmp_path, Config(), {}).model.ngf == 8
+
+
+def test_ctrl_c_saves_and_exits_cleanly(facades, tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "pix2pix_tf",
+        "train",
+        "--data",
+        str(facades),
+        "--workdir",
+        str(tmp_path),
+        "--image-size",
+        "32",
+        "--ngf",
+        "8",
+        "--ndf",
+        "8",
+        "--steps",
+        "100000",
+        "--log-every",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    deadline = time.time() + 120
+    for line in proc.stdout:
+        if line.startswith("step 5/"):
+            proc.send_signal(signal.SIGINT)
+            break
+        assert time.time() < deadline
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "interrupted: saved step" in out and "Traceback" not in err
+    step = int(out.split("interrupted: saved step ")[1].split()[0])
+    assert (tmp_path / f"checkpoints/ckpt-{step}.index").exists()
