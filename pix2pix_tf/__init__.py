@@ -27,6 +27,7 @@ _EXPORTS = {
     "build_models": "models",
     "generate": "models",
     "receptive_field": "models",
+    "import_tensorflow_quietly": "runtime",
 }
 
 __all__ = sorted(_EXPORTS)

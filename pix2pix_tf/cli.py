@@ -314,26 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _import_tensorflow_quietly() -> None:
-    # TensorFlow's C++ runtime logs CUDA probing and CPU-feature notes to fd 2 at
-    # import and device set-up, ignoring TF_CPP_MIN_LOG_LEVEL; hide just that part.
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
     if getattr(args, "needs_tensorflow", True):
-        _import_tensorflow_quietly()
+        from pix2pix_tf.runtime import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     try:
         args.func(args)
     except Pix2PixError as e:

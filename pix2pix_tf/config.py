@@ -176,7 +176,11 @@ class Config:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    """Writes `config` as JSON; the file is replaced whole, never left half-written."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    tmp.replace(path)
 
 
 def load_config(path: str | Path) -> Config:

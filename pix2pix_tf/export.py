@@ -25,6 +25,7 @@ import statistics
 import tempfile
 import time
 import types
+import warnings
 from pathlib import Path
 
 import keras
@@ -36,6 +37,7 @@ from pix2pix_tf.data.files import find_pairs
 from pix2pix_tf.data.pipeline import decode_image, eval_dataset, train_dataset
 from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.evaluate import load_generator
+from pix2pix_tf.runtime import quiet_native_output
 
 # Minimum agreement with the Keras model (PSNR of the outputs, dB) for a variant to ship.
 AGREEMENT_GATES = {"float32": 60.0, "float16": 40.0, "int8": 28.0, "dynamic": 28.0}
@@ -139,7 +141,9 @@ def _tflite_bytes(generator: keras.Model, variant: str, representative: list[np.
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.representative_dataset = lambda: ([x] for x in representative)
-    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured tensor
+    # The converter prints every captured tensor and its quantisation settings.
+    with contextlib.redirect_stdout(io.StringIO()), quiet_native_output(stdout=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "statistics for quantized inputs": I/O stays float32
         return converter.convert()
 
 
@@ -150,8 +154,9 @@ class TFLiteRunner:
         from ai_edge_litert.interpreter import Interpreter
 
         kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-        self.interpreter = Interpreter(num_threads=num_threads, **kwargs)
-        self.interpreter.allocate_tensors()
+        with quiet_native_output():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+            self.interpreter = Interpreter(num_threads=num_threads, **kwargs)
+            self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.image_size, self.channels = int(self.input["shape"][1]), int(self.input["shape"][3])
@@ -352,7 +357,8 @@ def _export_into(
     if stochastic:
         signatures["serving_stochastic"] = module.serve_stochastic.get_concrete_function()
     saved_model = out / SAVED_MODEL_DIR
-    tf.saved_model.save(module, str(saved_model), signatures=signatures)
+    with quiet_native_output():  # "Assets written to: ..." notes
+        tf.saved_model.save(module, str(saved_model), signatures=signatures)
     variables_bytes = sum(p.stat().st_size for p in (saved_model / "variables").iterdir())
 
     inputs = _held_out_inputs(config, data_dir, agreement_inputs)

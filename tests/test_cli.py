@@ -57,3 +57,18 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing'}: dataset directory not found"]
+
+
+def test_corrupt_file_error_has_no_tensorflow_noise(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train/broken.jpg").write_bytes(b"junk")
+    result = subprocess.run(
+        [sys.executable, "-m", "pix2pix_tf", "data", "show", str(tmp_path), "--out", str(tmp_path / "g.png")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f"error: 1 bad file(s) in {tmp_path / 'train'}:"
+    assert "broken.jpg: not a readable JPEG/PNG/BMP/GIF image" in lines[1]
+    assert "Traceback" not in result.stderr and "rendezvous" not in result.stderr

@@ -55,3 +55,12 @@ def test_presets_override_only_what_differs():
     assert shoes.data.batch_size == 4 and shoes.train.epochs == 15
     with pytest.raises(Pix2PixError, match="unknown preset"):
         preset("cats")
+
+
+def test_every_public_name_resolves():
+    import pix2pix_tf
+    import pix2pix_tf.data
+
+    for module in (pix2pix_tf, pix2pix_tf.data):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, name

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import write_image
 
-from pix2pix_tf.data import download as dl
+from pix2pix_tf.data.download import DATASETS, download
 from pix2pix_tf.errors import DataError
 
 
@@ -65,7 +65,7 @@ def server(tmp_path):
 
 
 def test_download_and_extract_over_http(server, tmp_path):
-    target = dl.download("facades", tmp_path / "out", url=server.url)
+    target = download("facades", tmp_path / "out", url=server.url)
     assert target == tmp_path / "out/facades"
     assert (target / "train/1.jpg").exists() and (target / "val/1.jpg").exists()
     assert not list((tmp_path / "out").glob(".facades-*"))  # no temporary folder left
@@ -74,10 +74,10 @@ def test_download_and_extract_over_http(server, tmp_path):
 def test_interrupted_download_resumes_with_a_range_request(server, tmp_path):
     server.cut_at = len(server.payload) // 2
     with pytest.raises(DataError, match="rerun to resume"):
-        dl.download("facades", tmp_path, url=server.url)
+        download("facades", tmp_path, url=server.url)
     part = tmp_path / "facades.tar.gz.part"
     assert part.stat().st_size == len(server.payload) // 2
-    dl.download("facades", tmp_path, url=server.url)
+    download("facades", tmp_path, url=server.url)
     assert server.ranges == [len(server.payload) // 2]
     assert (tmp_path / "facades.tar.gz").read_bytes() == server.payload
     assert (tmp_path / "facades/train/1.jpg").exists()
@@ -86,13 +86,13 @@ def test_interrupted_download_resumes_with_a_range_request(server, tmp_path):
 def test_file_url(tmp_path):
     archive = tmp_path / "mirror.tar.gz"
     archive.write_bytes(_archive(tmp_path))
-    dl.download("facades", tmp_path / "out", url=archive.as_uri())
+    download("facades", tmp_path / "out", url=archive.as_uri())
     assert (tmp_path / "out/facades/train/1.jpg").exists()
 
 
 def test_existing_archive_is_only_extracted(tmp_path):
     (tmp_path / "facades.tar.gz").write_bytes(_archive(tmp_path))
-    dl.download("facades", tmp_path, url="http://127.0.0.1:9/never-contacted")
+    download("facades", tmp_path, url="http://127.0.0.1:9/never-contacted")
     assert (tmp_path / "facades/train/1.jpg").exists()
 
 
@@ -102,7 +102,7 @@ def test_no_network_fails_fast_with_manual_instructions(tmp_path):
         port = s.getsockname()[1]
     start = time.perf_counter()
     with pytest.raises(DataError, match=r"could not download .*place|could not download .*put it at"):
-        dl.download("facades", tmp_path, url=f"http://127.0.0.1:{port}/facades.tar.gz")
+        download("facades", tmp_path, url=f"http://127.0.0.1:{port}/facades.tar.gz")
     assert time.perf_counter() - start < 5
 
 
@@ -110,13 +110,13 @@ def test_broken_archive_leaves_previous_data_untouched(tmp_path):
     write_image(tmp_path / "facades/train/keep.jpg", np.zeros((8, 16, 3)))
     (tmp_path / "facades.tar.gz").write_bytes(b"not a tarball")
     with pytest.raises(DataError, match="not a valid .tar.gz archive"):
-        dl.download("facades", tmp_path)
+        download("facades", tmp_path)
     assert (tmp_path / "facades/train/keep.jpg").exists()
 
 
 def test_registry_covers_the_standard_datasets():
-    assert set(dl.DATASETS) == {"facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day"}
-    assert dl.DATASETS["facades"].direction == "BtoA"
-    assert dl.DATASETS["maps"].url.endswith("/maps.tar.gz")
+    assert set(DATASETS) == {"facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day"}
+    assert DATASETS["facades"].direction == "BtoA"
+    assert DATASETS["maps"].url.endswith("/maps.tar.gz")
     with pytest.raises(DataError, match="unknown dataset 'cats'"):
-        dl.download("cats", "/tmp")
+        download("cats", "/tmp")

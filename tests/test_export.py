@@ -1,5 +1,6 @@
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,9 +131,14 @@ def test_tflite_has_builtin_ops_only(exported):
         assert not any(name.startswith("Flex") or name == "CUSTOM" for name in ops), ops
 
 
+# The saved_model_cli console script, run through this interpreter so that the test
+# does not depend on the scripts folder being on PATH.
+SAVED_MODEL_CLI = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+
+
 def test_saved_model_cli_show_and_run(exported, tmp_path):
     sm = str(exported[0] / "saved_model")
-    shown = subprocess.run(["saved_model_cli", "show", "--dir", sm, "--all"], capture_output=True, text=True)
+    shown = subprocess.run([*SAVED_MODEL_CLI, "show", "--dir", sm, "--all"], capture_output=True, text=True)
     assert shown.returncode == 0
     for name in ("serving_default", "translate_image", "translate_bytes", "serving_stochastic", "output_bytes"):
         assert name in shown.stdout

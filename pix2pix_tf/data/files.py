@@ -24,6 +24,7 @@ import tensorflow as tf
 from pix2pix_tf.config import DataConfig
 from pix2pix_tf.data.images import IMAGE_EXTENSIONS, list_images
 from pix2pix_tf.errors import DataError
+from pix2pix_tf.runtime import quiet_native_output
 
 _MAX_LISTED = 10
 
@@ -157,7 +158,8 @@ def find_pairs(root: str | Path, split: str, cfg: DataConfig) -> PairList:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: dataset directory not found")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+    # quiet: TensorFlow logs every failed decode natively, before we report it by name.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool, quiet_native_output():
         if (root / "A").is_dir() and (root / "B").is_dir():
             layout, split_dir = "two-folder", root / "A" / split
             a_files = _split_dir(root / "A" / split, f"expected {root}/A/{split}/*.jpg")
