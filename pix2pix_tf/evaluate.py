@@ -13,7 +13,7 @@ import tensorflow as tf
 from pix2pix_tf.config import CHECKPOINT_DIR, CONFIG_FILE, Config, load_config
 from pix2pix_tf.data.files import find_pairs
 from pix2pix_tf.data.images import IMAGE_EXTENSIONS, list_images
-from pix2pix_tf.data.pipeline import decode_image, eval_dataset
+from pix2pix_tf.data.pipeline import decode_image, eval_dataset, image_to_model, to_uint8
 from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.models import generate, generator_for
 
@@ -34,11 +34,6 @@ def load_generator(workdir: str | Path) -> tuple[keras.Model, Config, int]:
     status = tf.train.Checkpoint(generator=generator, step=step).restore(latest)
     status.expect_partial().assert_existing_objects_matched()
     return generator, config, int(step)
-
-
-def to_uint8(images) -> np.ndarray:
-    """[-1, 1] floats -> uint8 [0, 255], rounding to nearest."""
-    return np.clip((np.asarray(images, np.float32) + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
 
 
 def image_metrics(output: np.ndarray, target: np.ndarray) -> dict[str, float]:
@@ -84,8 +79,8 @@ def evaluate(
     if out_dir:
         (out_dir / "images").mkdir(parents=True, exist_ok=True)
     for source, target, names in eval_dataset(pairs, config.data, batch_size=8):
-        output = to_uint8(generate(generator, source, stochastic=stochastic))
-        source, target = to_uint8(source), to_uint8(target)
+        output = to_uint8(generate(generator, source, stochastic=stochastic)).numpy()
+        source, target = to_uint8(source).numpy(), to_uint8(target).numpy()
         for i, name in enumerate(n.decode() for n in names.numpy()):
             rows.append({"name": name, **image_metrics(output[i], target[i])})
             if out_dir:
@@ -158,11 +153,8 @@ def translate_file(translate, path: Path, image_size: int, channels: int, half: 
     if half is not None:
         middle = int(image.shape[1]) // 2
         image = image[:, :middle] if half == "left" else image[:, middle : 2 * middle]
-    height, width = int(image.shape[0]), int(image.shape[1])
-    x = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size), method="bicubic", antialias=True)
-    x = tf.clip_by_value(x / 127.5 - 1.0, -1.0, 1.0)[None]
-    y = tf.image.resize(tf.convert_to_tensor(translate(x)), (height, width), method="bicubic", antialias=True)
-    return to_uint8(tf.clip_by_value(y[0], -1.0, 1.0))
+    y = translate(image_to_model(image, image_size)[None])
+    return to_uint8(tf.convert_to_tensor(y)[0], size=tf.shape(image)[:2]).numpy()
 
 
 def predict(

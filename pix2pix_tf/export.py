@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from pix2pix_tf.config import CONFIG_FILE, RUN_FILE, TFLITE_VARIANTS, Config, save_config
 from pix2pix_tf.data.files import find_pairs
-from pix2pix_tf.data.pipeline import decode_image, eval_dataset, train_dataset
+from pix2pix_tf.data.pipeline import decode_image, eval_dataset, image_to_model, to_uint8, train_dataset
 from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.evaluate import load_generator
 from pix2pix_tf.runtime import quiet_native_output
@@ -86,15 +86,12 @@ class GeneratorModule(tf.Module):
 
     def _translate_image(self, image):
         x = tf.cast(image, tf.float32) / 127.5 - 1.0
-        y = self._keras.generator(x, training=False)
-        return {"output_image": tf.cast(tf.clip_by_value(tf.round((y + 1.0) * 127.5), 0, 255), tf.uint8)}
+        return {"output_image": to_uint8(self._keras.generator(x, training=False))}
 
     def _translate_bytes(self, image_bytes):
         def prepare(data):
             image = decode_image(data, self.channels)
-            size = tf.shape(image)[:2]
-            resized = tf.image.resize(tf.cast(image, tf.float32), [self.size, self.size], "bicubic", antialias=True)
-            return tf.clip_by_value(resized / 127.5 - 1.0, -1.0, 1.0), size
+            return image_to_model(image, self.size), tf.shape(image)[:2]
 
         images, sizes = tf.map_fn(
             prepare,
@@ -108,8 +105,7 @@ class GeneratorModule(tf.Module):
 
         def encode(args):
             output, size = args
-            restored = tf.image.resize(output, size, "bicubic", antialias=True)
-            return tf.io.encode_png(tf.cast(tf.clip_by_value(tf.round((restored + 1.0) * 127.5), 0, 255), tf.uint8))
+            return tf.io.encode_png(to_uint8(output, size=size))
 
         png = tf.map_fn(encode, (outputs, sizes), fn_output_signature=tf.TensorSpec([], tf.string))
         # The "_bytes" suffix makes TensorFlow Serving's REST API return {"b64": ...}.

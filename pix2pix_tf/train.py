@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from pix2pix_tf.config import CHECKPOINT_DIR, CONFIG_FILE, RUN_FILE, Config, load_config, save_config
 from pix2pix_tf.data.files import PairList, find_pairs
-from pix2pix_tf.data.pipeline import eval_dataset, train_dataset
+from pix2pix_tf.data.pipeline import eval_dataset, to_uint8, train_dataset
 from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.losses import discriminator_loss, generator_loss
 from pix2pix_tf.models import build_models, generate
@@ -204,7 +204,7 @@ def _grid(*columns: np.ndarray) -> np.ndarray:
     rows = np.concatenate([np.concatenate(list(images), axis=0) for images in columns], axis=1)
     if rows.shape[-1] == 1:
         rows = np.repeat(rows, 3, axis=-1)
-    return np.clip((rows + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    return to_uint8(rows).numpy()
 
 
 class _Progress:

@@ -71,6 +71,20 @@ def _train_resize(pair: tf.Tensor, cfg: DataConfig) -> tf.Tensor:
     return pair  # "crop": crop at the file's own resolution
 
 
+def image_to_model(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Any-size uint8 (H, W, C) image -> float32 (size, size, C) in [-1, 1], as predict and serving feed it."""
+    resized = tf.image.resize(tf.cast(image, tf.float32), [size, size], method="bicubic", antialias=True)
+    return tf.clip_by_value(resized / 127.5 - 1.0, -1.0, 1.0)
+
+
+def to_uint8(images: tf.Tensor, size=None) -> tf.Tensor:
+    """[-1, 1] floats -> uint8 [0, 255], rounded to nearest; first resized to `size` (height, width) if given."""
+    images = tf.cast(images, tf.float32)
+    if size is not None:
+        images = tf.image.resize(images, size, method="bicubic", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0, 255), tf.uint8)
+
+
 def _normalise_and_split(pair: tf.Tensor, channels: int):
     pair = tf.cast(pair, tf.float32) / 127.5 - 1.0
     return pair[..., :channels], pair[..., channels:]
