@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
 
-from pix2pix_tf.errors import Pix2PixError  # noqa: E402
+from pix2pix_tf.errors import Pix2PixError, is_disk_full, short_message  # noqa: E402
+
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130  # 130 = 128 + SIGINT, as shells report Ctrl-C
+DEBUG_ENV = "PIX2PIX_DEBUG"
 
 
 def _data_synth(args):
@@ -53,7 +57,9 @@ def _add_data_commands(sub):
 
     p = dsub.add_parser("synth", help="write a built-in synthetic dataset (no network needed)")
     p.add_argument("name", choices=sorted(SYNTHETIC))
-    p.add_argument("--out", required=True, help="output directory (gets train/, val/, test/)")
+    p.add_argument(
+        "--out", required=True, help="output folder (gets train/, val/, test/): new, empty or an earlier synth output"
+    )
     p.add_argument("--count", type=int, default=500, help="total pairs, split 80/10/10 (default 500)")
     p.add_argument("--size", type=int, default=256, help="side of each half in pixels (default 256)")
     p.add_argument("--seed", type=int, default=0)
@@ -68,14 +74,14 @@ def _add_data_commands(sub):
     p = dsub.add_parser("combine", help="write A|B images from same-named files in A/ and B/")
     p.add_argument("--a", required=True, help="folder of A images (with split subfolders, or flat)")
     p.add_argument("--b", required=True, help="folder of B images, same names and subfolders")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output folder: new, empty or an earlier combine output")
     p.set_defaults(func=_data_combine, needs_tensorflow=False)
 
     p = dsub.add_parser("show", help="save a grid of input | target pairs after preprocessing")
     p.add_argument("dir")
     p.add_argument("--split", default="train")
     p.add_argument("--count", type=int, default=4)
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--out", required=True, help="image file to write (.png, .jpg, .pdf or .svg)")
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--direction", choices=DIRECTIONS, default="AtoB")
     p.add_argument("--preprocess", choices=PREPROCESS_MODES, default="resize_and_crop")
@@ -147,7 +153,8 @@ def _train(args):
 
     base = preset(args.preset) if args.preset else Config()
     config = resolve_config(args.workdir, base, _train_overrides(args))
-    train(config, args.data, args.workdir, run_eagerly=args.run_eagerly)
+    result = train(config, args.data, args.workdir, run_eagerly=args.run_eagerly)
+    return EXIT_INTERRUPTED if result.interrupted else 0
 
 
 def _add_train_command(sub):
@@ -238,10 +245,11 @@ def _export(args):
 
 
 def _evaluate(args):
+    from pix2pix_tf.config import eval_dir
     from pix2pix_tf.evaluate import evaluate, load_generator
 
     generator, config, step = load_generator(args.workdir)
-    out = args.out or f"{args.workdir}/eval/{args.split}_step{step}"
+    out = args.out or eval_dir(args.workdir, args.split, step)
     result = evaluate(
         generator,
         config,
@@ -259,7 +267,7 @@ def _evaluate(args):
 def _demo(args):
     from pix2pix_tf.demo import run_demo
 
-    run_demo(args.workdir, minutes=args.minutes)
+    run_demo(args.workdir, minutes=args.minutes, steps=args.steps)
 
 
 def _add_use_commands(sub):
@@ -289,7 +297,9 @@ def _add_use_commands(sub):
 
     p = sub.add_parser("export", help="SavedModel + TFLite export, verified against the Keras model")
     p.add_argument("--workdir", required=True)
-    p.add_argument("--out", required=True, help="export directory (replaced atomically)")
+    p.add_argument(
+        "--out", required=True, help="export folder: new, empty or a previous export (replaced whole, atomically)"
+    )
     p.add_argument(
         "--tflite",
         default=",".join(TFLITE_VARIANTS),
@@ -301,12 +311,14 @@ def _add_use_commands(sub):
 
     p = sub.add_parser("demo", help="synthesise facades, train, evaluate: the whole job in minutes")
     p.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")
+    p.add_argument("--steps", type=int, help="train exactly N steps (within the budget) instead of filling it")
     p.add_argument("--workdir", default="runs/demo")
     p.set_defaults(func=_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pix2pix-tf", description="pix2pix image-to-image translation")
+    parser.add_argument("--debug", action="store_true", help=f"show the traceback of any error (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data_commands(sub)
     _add_train_command(sub)
@@ -316,17 +328,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug is taken anywhere on the line, as the error hint suggests adding it.
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
     if getattr(args, "needs_tensorflow", True):
         from pix2pix_tf.runtime import import_tensorflow_quietly
 
         import_tensorflow_quietly()
     try:
-        args.func(args)
-    except Pix2PixError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return args.func(args) or 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        if debug:
+            raise
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        # TensorFlow objects abandoned by the failure (e.g. a checkpoint restore) log
+        # warnings when collected at exit; after the error line they are only noise.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        return EXIT_USAGE if isinstance(e, Pix2PixError) else EXIT_ERROR
+
+
+def _one_line(error: Exception) -> str:
+    """What the user sees of an error: a Pix2PixError's message, a summary of anything else."""
+    if isinstance(error, Pix2PixError):
+        return str(error)
+    first = short_message(error)
+    if is_disk_full(error):
+        where = getattr(error, "filename", None)
+        return f"no space left on device{f' writing {where}' if where else ''} ({first}); free some space and rerun"
+    return (
+        f"unexpected {type(error).__name__}: {first} "
+        f"(rerun with --debug, or {DEBUG_ENV}=1, for the traceback; please report it)"
+    )

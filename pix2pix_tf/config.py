@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 from pix2pix_tf.errors import Pix2PixError
@@ -20,14 +21,50 @@ RECEPTIVE_FIELDS = (1, 16, 34, 70, 142, 286)
 GAN_LOSSES = ("vanilla", "lsgan")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 TFLITE_VARIANTS = ("float32", "float16", "int8", "dynamic")
+# The layout of a training work dir, known here only.
 CONFIG_FILE = "config.json"  # the resolved config, in every work dir and export
-CHECKPOINT_DIR = "checkpoints"  # inside a work dir
-RUN_FILE = "run.json"  # inside a work dir: the dataset and the last losses of the latest run
+CHECKPOINT_DIR = "checkpoints"
+RUN_FILE = "run.json"  # the dataset and the last losses of the latest run
+LOGS_DIR = "logs"  # TensorBoard
+SAMPLES_DIR = "samples"
+EVAL_DIR = "eval"  # evaluate's results, one folder per split and step
+WORKDIR_ENTRIES = (CONFIG_FILE, CHECKPOINT_DIR, RUN_FILE, LOGS_DIR, SAMPLES_DIR, EVAL_DIR)
+
+
+def eval_dir(workdir: str | Path, split: str, step: int) -> Path:
+    """Where `evaluate` puts its results for `split` at `step` by default (and export looks for them)."""
+    return Path(workdir) / EVAL_DIR / f"{split}_step{step}"
 
 
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise Pix2PixError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
+SEED_LIMIT = 2**32  # TensorFlow's and NumPy's seeds are unsigned 32-bit
+
+
+def _check_whole(name: str, value, low: int, high: int | None = None, optional: bool = False) -> None:
+    """Refuses a value that is not a whole number in [low, high) (None passes if `optional`)."""
+    if optional and value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value >= high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high})"
+        raise Pix2PixError(f"{name} must be a whole number {bound}; got {value!r}")
+
+
+def _check_range(name: str, value, low: float, high: float = math.inf, *, low_open=False, high_open=False) -> None:
+    """Refuses a non-number, NaN, or a value outside [low, high] (open ends where asked)."""
+    ok = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > low if low_open else value >= low)
+        and (value < high if high_open else value <= high)
+    )
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open or high == math.inf else ']'}"
+        raise Pix2PixError(f"{name} must be a number in {interval}; got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,14 +95,15 @@ class DataConfig:
     skip_bad: bool = False
 
     def __post_init__(self):
-        if self.image_size < 32 or self.image_size % 32:
+        _check_whole("image_size", self.image_size, 32)
+        _check_whole("batch_size", self.batch_size, 1)
+        _check_whole("load_size", self.load_size, 1, optional=True)
+        if self.image_size % 32:
             raise Pix2PixError(f"image_size must be a multiple of 32 and at least 32; got {self.image_size}")
         if self.resize_to < self.image_size:
             raise Pix2PixError(f"load_size ({self.resize_to}) must be >= image_size ({self.image_size})")
         if self.channels not in (1, 3):
             raise Pix2PixError(f"channels must be 1 or 3; got {self.channels}")
-        if self.batch_size < 1:
-            raise Pix2PixError(f"batch_size must be >= 1; got {self.batch_size}")
         _check_choice("direction", self.direction, DIRECTIONS)
         _check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
         if self.cache and self.preprocess == "crop":
@@ -96,6 +134,9 @@ class ModelConfig:
         _check_choice("generator", self.generator, GENERATORS)
         _check_choice("norm", self.norm, NORMS)
         _check_choice("d_receptive_field", self.d_receptive_field, RECEPTIVE_FIELDS)
+        _check_whole("ngf", self.ngf, 1)
+        _check_whole("ndf", self.ndf, 1)
+        _check_range("dropout", self.dropout, 0.0, 1.0, high_open=True)  # rate 1 would zero every feature
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,9 +174,13 @@ class TrainConfig:
         if self.steps is not None and self.epochs is not None:
             raise Pix2PixError("give either steps or epochs, not both")
         for name in ("steps", "epochs", "checkpoint_every", "keep_checkpoints", "sample_every", "log_every"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise Pix2PixError(f"{name} must be >= 1; got {value}")
+            _check_whole(name, getattr(self, name), 1, optional=True)
+        for name in ("decay_steps", "decay_epochs"):
+            _check_whole(name, getattr(self, name), 0, optional=True)
+        _check_whole("seed", self.seed, 0, SEED_LIMIT)
+        _check_range("lambda_l1", self.lambda_l1, 0.0)
+        _check_range("learning_rate", self.learning_rate, 0.0, low_open=True)
+        _check_range("beta_1", self.beta_1, 0.0, 1.0, high_open=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,22 +220,45 @@ class Config:
         )
 
 
-def save_config(config: Config, path: str | Path) -> None:
-    """Writes `config` as JSON; the file is replaced whole, never left half-written."""
+def write_json(path: str | Path, data) -> None:
+    """Writes `data` as JSON; the file is replaced whole, never left half-written."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_json(path: str | Path, what: str) -> dict:
+    """Reads a JSON object, or raises a Pix2PixError naming the file and `what` it should be."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise Pix2PixError(f"{path} not found: expected {what}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise Pix2PixError(f"{path} is damaged: expected {what}, found invalid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise Pix2PixError(f"{path}: expected {what} (a JSON object), found {type(data).__name__}")
+    return data
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Writes `config` as JSON; the file is replaced whole, never left half-written."""
+    write_json(path, config.to_dict())
 
 
 def load_config(path: str | Path) -> Config:
-    path = Path(path)
-    if not path.exists():
-        raise Pix2PixError(f"{path} not found: expected the config.json written by training")
+    """Reads a config.json written by training or export; any problem is a Pix2PixError naming the file."""
+    data = read_json(path, "the config.json written by training")
     try:
-        return Config.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as e:
+        return Config.from_dict(data)
+    except TypeError as e:
         raise Pix2PixError(f"{path} is not a valid pix2pix_tf config: {e}") from None
+    except Pix2PixError as e:
+        raise Pix2PixError(f"{path}: {e}") from None
 
 
 # Paper settings per dataset (paper sec. 4 and appendix 6.3; reference repo scripts).

@@ -7,19 +7,31 @@ SavedModel and TFLite models, and says where everything went.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import keras
 
-from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
+from pix2pix_tf.checkpoints import checkpoint_step
+from pix2pix_tf.config import (
+    CHECKPOINT_DIR,
+    LOGS_DIR,
+    SAMPLES_DIR,
+    Config,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    eval_dir,
+    read_json,
+    write_json,
+)
 from pix2pix_tf.data.files import find_pairs
 from pix2pix_tf.data.synthetic import synthesize
+from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.evaluate import evaluate, load_generator
 from pix2pix_tf.export import export
 from pix2pix_tf.models import generator_for
-from pix2pix_tf.train import resolve_config, train
+from pix2pix_tf.train import TrainResult, resolve_config, train
 
 # 64 px, a quarter-width generator (2.2 M parameters, so the exported SavedModel and
 # TFLite models ship in saved_models/ within 25 MB) and a half-width discriminator.
@@ -31,21 +43,30 @@ DEMO_CONFIG = Config(
 )
 DEMO_PAIRS = 400
 CALIBRATION_STEPS = 30
+DEMO_RECORD = "demo.json"  # the run length fixed by the first run's calibration
 
 
-def run_demo(workdir: str | Path = "runs/demo", minutes: float = 5.0, seed: int = 0) -> dict:
+def run_demo(workdir: str | Path = "runs/demo", minutes: float = 5.0, seed: int = 0, steps: int | None = None) -> dict:
     """Runs the demo; a rerun in the same work dir resumes instead of starting over.
+
+    The run's length is fixed once, on the first run: the speed measured on a few
+    steps, times the budget (recorded in WORKDIR/demo.json). Training also stops at
+    the budget's end whatever the measurement said, keeping a checkpoint.
 
     Args:
         workdir: where data, the run and the reports go.
         minutes: training time budget.
         seed: seed of the data and of the run.
+        steps: train exactly this many steps instead of filling the budget (for
+            reproducible runs and tests); still stopped at the budget's end.
 
     Returns:
         {"step0": metrics, "trained": metrics, "steps": n, "paths": {...}}.
     """
     workdir = Path(workdir)
-    data_dir, run_dir = workdir / "data", workdir / "run"
+    if not (minutes > 0 and minutes < 60 * 24 * 365):
+        raise Pix2PixError(f"--minutes must be a positive number of minutes; got {minutes}")
+    data_dir, run_dir, record = workdir / "data", workdir / "run", workdir / DEMO_RECORD
     if not (data_dir / "test").is_dir():
         synthesize("facades", data_dir, count=DEMO_PAIRS, size=DEMO_CONFIG.data.image_size, seed=seed)
     base = DEMO_CONFIG.replace(train={"seed": seed})
@@ -56,27 +77,39 @@ def run_demo(workdir: str | Path = "runs/demo", minutes: float = 5.0, seed: int 
     untrained = generator_for(config, seed=seed, precision="float32")
     step0 = evaluate(untrained, config, data_dir, "test", workdir / "eval_step0", title="demo at step 0")
 
-    start = time.perf_counter()
-    steps = config.train.steps
-    if steps is None or steps <= CALIBRATION_STEPS:  # first run: measure the speed, then fill the budget
-        probe = train(config.replace(train={"steps": CALIBRATION_STEPS}), data_dir, run_dir, pairs=pairs)
-        remaining = minutes * 60 - (time.perf_counter() - start)
-        steps = CALIBRATION_STEPS + max(0, int(remaining / probe.seconds_per_step))
-        print(f"{probe.seconds_per_step * 1000:.0f} ms per step: training {steps} steps in about {minutes:g} min")
-    result = train(config.replace(train={"steps": steps}), data_dir, run_dir, pairs=pairs)
+    deadline = time.monotonic() + minutes * 60
+    if steps is None and record.exists():
+        steps = read_json(record, "the demo's record of its run length").get("steps")
+    if steps is None:
+        # No length fixed yet (a first run, or one stopped while calibrating): measure the
+        # speed on a few steps from wherever the run is, then fill the budget.
+        probe_steps = checkpoint_step(run_dir / CHECKPOINT_DIR) + CALIBRATION_STEPS
+        probe = _stop_if_interrupted(
+            train(config.replace(train={"steps": probe_steps}), data_dir, run_dir, pairs=pairs, deadline=deadline)
+        )
+        steps = probe.step
+        if probe.seconds_per_step:
+            steps = probe_steps + max(0, int((deadline - time.monotonic()) / probe.seconds_per_step))
+            print(f"{probe.seconds_per_step * 1000:.0f} ms per step: training {steps} steps in about {minutes:g} min")
+        write_json(record, {"steps": steps, "minutes": minutes})
+    result = _stop_if_interrupted(
+        train(config.replace(train={"steps": steps}), data_dir, run_dir, pairs=pairs, deadline=deadline)
+    )
 
     generator, config, step = load_generator(run_dir)
-    trained = evaluate(generator, config, data_dir, "test", workdir / "eval", title=f"demo at step {step}")
+    # Inside the run dir, where export's model card looks for an evaluation of the exported step.
+    results = eval_dir(run_dir, "test", step)
+    trained = evaluate(generator, config, data_dir, "test", results, title=f"demo at step {step}")
     export(run_dir, workdir / "export", data_dir=data_dir)
     paths = {
-        "sample grid": str(result.sample_path or run_dir / "samples" / "latest.png"),
-        "tensorboard": f"tensorboard --logdir {run_dir / 'logs'}",
-        "results page": str(workdir / "eval" / "index.html"),
+        "sample grid": str(result.sample_path or run_dir / SAMPLES_DIR / "latest.png"),
+        "tensorboard": f"tensorboard --logdir {run_dir / LOGS_DIR}",
+        "results page": str(results / "index.html"),
         "exported models": f"{workdir / 'export'} (SavedModel, TFLite; report.md)",
         "work dir": str(run_dir),
     }
     summary = {"steps": step, "step0": step0["mean"], "trained": trained["mean"], "paths": paths}
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(workdir / "summary.json", summary)
     print(f"\nfacades labels -> photo, {trained['count']} test images, 64 px:")
     print(f"  {'':10}{'L1':>8}{'PSNR dB':>9}{'SSIM':>8}")
     for name, m in (("step 0", step0["mean"]), (f"step {step}", trained["mean"])):
@@ -84,3 +117,11 @@ def run_demo(workdir: str | Path = "runs/demo", minutes: float = 5.0, seed: int 
     for name, path in paths.items():
         print(f"  {name}: {path}")
     return summary
+
+
+def _stop_if_interrupted(result: TrainResult) -> TrainResult:
+    # Ctrl-C stops the whole demo, not just the training phase; the checkpoint is kept
+    # and a rerun continues from it.
+    if result.interrupted:
+        raise KeyboardInterrupt
+    return result

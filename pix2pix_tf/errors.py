@@ -1,5 +1,8 @@
 """The one exception type the CLI turns into a readable one-line error."""
 
+import errno
+import re
+
 
 class Pix2PixError(Exception):
     """A user-facing error: bad input, bad flags, a missing work dir.
@@ -11,3 +14,20 @@ class Pix2PixError(Exception):
 
 class DataError(Pix2PixError):
     """A dataset problem found before training starts."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for "no space left on device", whether Python or TensorFlow raised it."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    # TensorFlow's file writers report ENOSPC as an OpError (ResourceExhausted or Unknown)
+    # whose message carries the OS text.
+    return type(error).__module__.startswith("tensorflow") and "no space left on device" in str(error).lower()
+
+
+def short_message(error: BaseException, limit: int = 300) -> str:
+    """The first line of an error's message, without TensorFlow's op-name wrapping."""
+    if isinstance(error, OSError) and error.strerror:  # "Permission denied", not "[Errno 13] Permission denied: ..."
+        return error.strerror[:limit]
+    message = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", getattr(error, "message", None) or str(error)).strip()
+    return (message.splitlines() or [type(error).__name__])[0][:limit]

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
-import json
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.config import CHECKPOINT_DIR, CONFIG_FILE, Config, load_config
+from pix2pix_tf.checkpoints import restore_newest_readable
+from pix2pix_tf.config import CHECKPOINT_DIR, CONFIG_FILE, Config, load_config, write_json
 from pix2pix_tf.data.files import find_pairs
 from pix2pix_tf.data.images import IMAGE_EXTENSIONS, list_images
 from pix2pix_tf.data.pipeline import decode_image, eval_dataset, image_to_model, to_uint8
 from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.models import generate, generator_for
+from pix2pix_tf.outputs import staged_output, write_file
+
+EVAL_MARKER = ".pix2pix_tf_eval"  # in every results folder evaluate wrote
 
 
 def load_generator(workdir: str | Path) -> tuple[keras.Model, Config, int]:
@@ -25,14 +29,16 @@ def load_generator(workdir: str | Path) -> tuple[keras.Model, Config, int]:
         (generator, config, step of the checkpoint).
     """
     workdir = Path(workdir)
+    if not workdir.is_dir():
+        raise Pix2PixError(f"{workdir}: work dir not found")
     config = load_config(workdir / CONFIG_FILE)
-    latest = tf.train.latest_checkpoint(str(workdir / CHECKPOINT_DIR))
-    if latest is None:
-        raise Pix2PixError(f"{workdir / CHECKPOINT_DIR}: no checkpoint found; train first")
     generator = generator_for(config, precision="float32")  # float32 weights whatever the training precision
     step = tf.Variable(0, dtype=tf.int64)
-    status = tf.train.Checkpoint(generator=generator, step=step).restore(latest)
-    status.expect_partial().assert_existing_objects_matched()
+    restored = restore_newest_readable(
+        tf.train.Checkpoint(generator=generator, step=step), workdir / CHECKPOINT_DIR, partial=True
+    )
+    if restored is None:
+        raise Pix2PixError(f"{workdir / CHECKPOINT_DIR}: no checkpoint found; train first")
     return generator, config, int(step)
 
 
@@ -75,29 +81,43 @@ def evaluate(
         {"mean": {"l1", "psnr", "ssim"}, "images": [{"name", "l1", "psnr", "ssim"}, ...], ...}
     """
     pairs = find_pairs(data_dir, split, config.data)
-    rows, out_dir = [], Path(out_dir) if out_dir else None
-    if out_dir:
-        (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    for source, target, names in eval_dataset(pairs, config.data, batch_size=8):
-        output = to_uint8(generate(generator, source, stochastic=stochastic)).numpy()
-        source, target = to_uint8(source).numpy(), to_uint8(target).numpy()
-        for i, name in enumerate(n.decode() for n in names.numpy()):
-            rows.append({"name": name, **image_metrics(output[i], target[i])})
-            if out_dir:
-                for kind, image in (("input", source[i]), ("output", output[i]), ("target", target[i])):
-                    (out_dir / "images" / f"{name}_{kind}.png").write_bytes(tf.io.encode_png(image).numpy())
-    result = {
-        "split": split,
-        "count": len(rows),
-        "stochastic": stochastic,
-        "mean": _mean(rows),
-        "images": rows,
-        "metric_notes": "8-bit images; l1 = mean absolute difference / 255; psnr in dB (peak 255, "
-        "capped at 100 for identical images in the mean); ssim with an 11x11 Gaussian window",
-    }
-    if out_dir:
-        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-        _write_index(out_dir, result, title or f"pix2pix_tf results: {split}")
+    rows = []
+    # The page is built beside out_dir and swapped in whole: a failure or a full disk
+    # leaves the previous one, and a folder evaluate did not write is never replaced.
+    staged = (
+        staged_output(
+            Path(out_dir),
+            "the evaluation",
+            marker=EVAL_MARKER,
+            made_by="pix2pix-tf evaluate",
+            accept=lambda folder: (folder / "metrics.json").is_file() and (folder / "index.html").is_file(),
+        )
+        if out_dir
+        else contextlib.nullcontext(None)
+    )
+    with staged as stage:
+        if stage:
+            (stage / "images").mkdir()
+        for source, target, names in eval_dataset(pairs, config.data, batch_size=8):
+            output = to_uint8(generate(generator, source, stochastic=stochastic)).numpy()
+            source, target = to_uint8(source).numpy(), to_uint8(target).numpy()
+            for i, name in enumerate(n.decode() for n in names.numpy()):
+                rows.append({"name": name, **image_metrics(output[i], target[i])})
+                if stage:
+                    for kind, image in (("input", source[i]), ("output", output[i]), ("target", target[i])):
+                        (stage / "images" / f"{name}_{kind}.png").write_bytes(tf.io.encode_png(image).numpy())
+        result = {
+            "split": split,
+            "count": len(rows),
+            "stochastic": stochastic,
+            "mean": _mean(rows),
+            "images": rows,
+            "metric_notes": "8-bit images; l1 = mean absolute difference / 255; psnr in dB (peak 255, "
+            "capped at 100 for identical images in the mean); ssim with an 11x11 Gaussian window",
+        }
+        if stage:
+            write_json(stage / "metrics.json", result)
+            _write_index(stage, result, title or f"pix2pix_tf results: {split}")
     return result
 
 
@@ -164,13 +184,19 @@ def predict(
 
     `half` ("left"/"right") translates one half of A|B images; see `translate_file`.
     """
-    output_dir = Path(output_dir)
+    output_dir, files = Path(output_dir), input_files(inputs)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise Pix2PixError(f"{output_dir}: is a file; --output takes the folder to write the PNGs to")
+    # Outputs are named like their inputs: written into the input folder, they would
+    # replace the user's own PNGs.
+    if output_dir.resolve() in {path.parent.resolve() for path in files}:
+        raise Pix2PixError(f"{output_dir}: is the input folder; write the translations to another folder")
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in input_files(inputs):
+    for path in files:
         result = translate_file(translate, path, image_size, channels, half)
         target = output_dir / f"{path.stem}.png"
-        target.write_bytes(tf.io.encode_png(result).numpy())
+        write_file(target, tf.io.encode_png(result).numpy(), f"the translation of {path}")
         written.append(target)
     print(f"wrote {len(written)} image(s) to {output_dir}")
     return written

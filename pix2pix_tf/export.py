@@ -7,6 +7,10 @@ Layout of an export directory:
     DIR/generator_<v>.tflite  v in float32, float16, int8, dynamic (batch fixed at 1)
     DIR/config.json           the resolved training configuration
     DIR/report.md, report.json
+    DIR/.pix2pix_tf_export    marker: JSON of the version, step and time of the export
+
+An export replaces only a previous export (recognised by the marker), an empty
+folder or nothing; see `export` for the folders it refuses.
 
 The SavedModel is written with `tf.saved_model.save` of a `tf.Module`, which stores
 each variable once (Keras' `model.export` currently stores them twice,
@@ -20,9 +24,7 @@ import contextlib
 import datetime
 import io
 import json
-import shutil
 import statistics
-import tempfile
 import time
 import types
 import warnings
@@ -32,16 +34,29 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.config import CONFIG_FILE, RUN_FILE, TFLITE_VARIANTS, Config, save_config
+from pix2pix_tf.config import (
+    CONFIG_FILE,
+    RUN_FILE,
+    TFLITE_VARIANTS,
+    WORKDIR_ENTRIES,
+    Config,
+    eval_dir,
+    read_json,
+    save_config,
+    write_json,
+)
 from pix2pix_tf.data.files import find_pairs
 from pix2pix_tf.data.pipeline import decode_image, eval_dataset, image_to_model, to_uint8, train_dataset
-from pix2pix_tf.errors import Pix2PixError
+from pix2pix_tf.errors import Pix2PixError, short_message
 from pix2pix_tf.evaluate import load_generator
+from pix2pix_tf.models import generate
+from pix2pix_tf.outputs import check_replaceable, staged_output
 from pix2pix_tf.runtime import quiet_native_output
 
 # Minimum agreement with the Keras model (PSNR of the outputs, dB) for a variant to ship.
 AGREEMENT_GATES = {"float32": 60.0, "float16": 40.0, "int8": 28.0, "dynamic": 28.0}
 SAVED_MODEL_DIR = "saved_model"
+MARKER = ".pix2pix_tf_export"
 STOCHASTIC_TFLITE_NOTE = (
     "TFLite models are deterministic only: dropout at inference needs Keras' random seed state, "
     "a variable updated on every call, which TFLite builtin ops cannot express."
@@ -58,7 +73,8 @@ class GeneratorModule(tf.Module):
         # Serving) cannot restore variables reached through Keras' wrappers
         # (keras-team/keras#20095), and tracking both would store every weight twice
         # (#23553). The list includes dropout's random state, which Keras keeps
-        # outside the weights and the stochastic signature updates.
+        # outside the weights and the stochastic signature updates (its batch-norm
+        # updates write back the values they read; see `generate`).
         self._keras = types.SimpleNamespace(generator=generator)
         self.tf_variables = [v.value for v in generator.variables]
         self.size = config.data.image_size
@@ -80,9 +96,7 @@ class GeneratorModule(tf.Module):
         return {"output_image": self._keras.generator(input_image, training=False)}
 
     def _serve_stochastic(self, input_image):
-        # Batch-norm layers are frozen (trainable=False) before export, so
-        # training=True switches on dropout only and never updates statistics.
-        return {"output_image": self._keras.generator(input_image, training=True)}
+        return {"output_image": generate(self._keras.generator, input_image, stochastic=True)}
 
     def _translate_image(self, image):
         x = tf.cast(image, tf.float32) / 127.5 - 1.0
@@ -110,12 +124,6 @@ class GeneratorModule(tf.Module):
         png = tf.map_fn(encode, (outputs, sizes), fn_output_signature=tf.TensorSpec([], tf.string))
         # The "_bytes" suffix makes TensorFlow Serving's REST API return {"b64": ...}.
         return {"output_bytes": png}
-
-
-def _freeze_batch_norm(generator: keras.Model) -> None:
-    for layer in generator.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
 
 
 def _tflite_bytes(generator: keras.Model, variant: str, representative: list[np.ndarray]) -> bytes:
@@ -183,15 +191,19 @@ def _median_latency_ms(runner: TFLiteRunner, image: np.ndarray, runs: int) -> fl
     return statistics.median(times)
 
 
-def _held_out_inputs(config: Config, data_dir: Path, count: int) -> np.ndarray:
-    """Inputs the model was not trained on: the test or val split, else training images."""
+def _held_out_inputs(config: Config, data_dir: Path, count: int) -> tuple[np.ndarray, str]:
+    """Inputs the model was not trained on (the test or val split), else training images.
+
+    Returns:
+        (inputs, the split they come from).
+    """
     for split in ("test", "val", "train"):
         try:
             pairs = find_pairs(data_dir, split, config.data)
         except Pix2PixError:
             continue
         batch = next(iter(eval_dataset(pairs, config.data, batch_size=count)))
-        return batch[0].numpy()
+        return batch[0].numpy(), split
     raise Pix2PixError(f"{data_dir}: no test, val or train split to check the exported models on")
 
 
@@ -202,8 +214,12 @@ def _representative(config: Config, data_dir: Path, count: int) -> list[np.ndarr
     return [source.numpy() for source, _ in train_dataset(pairs, one, seed=1234).take(count)]
 
 
-def _model_card(config: Config, workdir: Path, step: int, params: int) -> dict:
-    metrics = sorted(workdir.glob("eval/*/metrics.json"), key=lambda p: p.stat().st_mtime)
+def _model_card(config: Config, workdir: Path, step: int, params: int) -> tuple[dict, str]:
+    """The model card, with the evaluation of the exported step if there is one.
+
+    Returns:
+        (card, a note for the report on where its metrics come from).
+    """
     card = {
         "model": "pix2pix U-Net generator (Isola et al., CVPR 2017)",
         "input": {
@@ -216,19 +232,33 @@ def _model_card(config: Config, workdir: Path, step: int, params: int) -> dict:
         "parameters": params,
         "exported": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
-    if metrics:
-        result = json.loads(metrics[-1].read_text())
-        card["evaluation"] = {
-            "split": result["split"],
-            "count": result["count"],
-            **result["mean"],
-            "source": str(metrics[-1].relative_to(workdir)),
-        }
-    return card
+    # `evaluate` writes to WORKDIR/eval/<split>_step<N>/ by default; metrics of any
+    # other step describe another model.
+    for split in ("test", "val"):
+        source = eval_dir(workdir, split, step).relative_to(workdir) / "metrics.json"
+        if not (workdir / source).is_file():
+            continue
+        try:
+            result = read_json(workdir / source, "evaluation metrics")
+            card["evaluation"] = {
+                "split": result["split"],
+                "count": result["count"],
+                "stochastic": result.get("stochastic", False),
+                **result["mean"],
+                "source": str(source),
+            }
+        except (Pix2PixError, KeyError, TypeError) as e:
+            return card, f"Model card: {workdir / source} is unreadable ({e}), so the card has no metrics."
+        return card, f"Model card metrics: {source} ({result['count']} {split} images, step {step})."
+    return card, (
+        f"Model card: no evaluation of step {step} ({eval_dir(workdir, 'test', step)}/ or "
+        f"{eval_dir(workdir, 'val', step).name}/), "
+        "so the card has no metrics; run `pix2pix-tf evaluate` and export again to add them."
+    )
 
 
 def _write_report(out: Path, report: dict) -> None:
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out / "report.json", report)
     lines = [
         f"# Export report: {report['workdir']} at step {report['step']}",
         "",
@@ -239,8 +269,8 @@ def _write_report(out: Path, report: dict) -> None:
         "",
         f"TFLite: batch fixed at 1 (resize_tensor_input for more), builtin ops only, float32 input and output "
         f"in [-1, 1]. Agreement: PSNR of each model's outputs against the Keras model's on "
-        f"{report['agreement_inputs']} held-out inputs; latency: median of {report['latency_runs']} runs, "
-        f"ai-edge-litert, 2 threads, one {report['image_size']} px image.",
+        f"{report['agreement_inputs']} {_describe_inputs(report['agreement_split'])}; latency: median of "
+        f"{report['latency_runs']} runs, ai-edge-litert, 2 threads, one {report['image_size']} px image.",
         "",
         "| variant | file | size MB | PSNR vs Keras (dB) | gate (dB) | median latency (ms) | shipped |",
         "|---|---|---|---|---|---|---|",
@@ -254,6 +284,42 @@ def _write_report(out: Path, report: dict) -> None:
     (out / "report.md").write_text("\n".join(lines))
 
 
+def _describe_inputs(split: str) -> str:
+    if split == "train":
+        return "inputs from the train split (no test or val split found: the model was trained on them)"
+    return f"held-out inputs from the {split} split"
+
+
+def _is_export_before_markers(folder: Path) -> bool:
+    """True for an export written before exports carried MARKER: its report and SavedModel."""
+    try:
+        report = json.loads((folder / "report.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(report, dict)
+        and {"saved_model", "tflite"} <= report.keys()
+        and (folder / SAVED_MODEL_DIR / "saved_model.pb").is_file()
+    )
+
+
+def _check_export_dir(out: Path, workdir: Path, data_dir: Path) -> None:
+    """Refuses an export folder whose replacement could destroy training runs, data or other files."""
+    target, work, data = out.resolve(), workdir.resolve(), data_dir.resolve()
+    if target == work or target in work.parents:
+        raise Pix2PixError(
+            f"{out}: is or holds the work dir {workdir}; export into a folder of its own, e.g. {workdir / 'export'}"
+        )
+    if work in target.parents and (owned := target.relative_to(work).parts[0]) in WORKDIR_ENTRIES:
+        raise Pix2PixError(
+            f"{out}: is or is inside {workdir / owned}, which training or evaluation writes; "
+            f"export into a folder of its own, e.g. {workdir / 'export'}"
+        )
+    if target == data or target in data.parents or data in target.parents:
+        raise Pix2PixError(f"{out}: is, holds or is inside the dataset {data_dir}; export into a folder of its own")
+    check_replaceable(out, MARKER, "pix2pix-tf export", accept=_is_export_before_markers)
+
+
 def export(
     workdir: str | Path,
     out: str | Path,
@@ -265,8 +331,15 @@ def export(
 ) -> dict:
     """Exports a trained generator as a SavedModel and TFLite models, with a report.
 
-    Everything is written to a temporary folder next to `out` and renamed at the
-    end: a failure leaves any previous export at `out` untouched.
+    Everything is written to a staging folder beside `out` and swapped in at the
+    end (see `staged_output`): a failure, a full disk or a kill leaves any previous
+    export at `out` as it was.
+
+    `out` must be missing, an empty folder or a previous export (it holds MARKER, or
+    is an export from before markers). Refused before anything is written: a file,
+    any other non-empty folder, the work dir, a folder holding the work dir or the
+    dataset or inside the dataset, and the work dir's own folders (WORKDIR_ENTRIES).
+    A new folder inside the work dir, such as WORKDIR/export, is fine.
 
     Args:
         workdir: training work dir (config.json + checkpoints).
@@ -280,27 +353,30 @@ def export(
 
     Returns:
         The report (also written as report.json and report.md).
+
+    Raises:
+        Pix2PixError: a bad request, a refused `out`, or a full disk.
     """
     workdir, out = Path(workdir), Path(out)
     unknown = set(tflite) - set(TFLITE_VARIANTS)
     if unknown:
         raise Pix2PixError(f"unknown TFLite variant(s) {sorted(unknown)}; choose from {', '.join(TFLITE_VARIANTS)}")
-    generator, config, step = load_generator(workdir)
     data_dir = Path(data_dir) if data_dir else _recorded_data_dir(workdir)
-    _freeze_batch_norm(generator)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    tmp.chmod(0o755)  # mkdtemp makes it private; an export is meant to be shared
-    try:
+    _check_export_dir(out, workdir, data_dir)
+    generator, config, step = load_generator(workdir)
+    with staged_output(
+        out,
+        "the export",
+        marker=MARKER,
+        made_by="pix2pix-tf export",
+        stamp={"step": step, "workdir": str(workdir)},
+        accept=_is_export_before_markers,
+    ) as tmp:
         report = _export_into(
             tmp, generator, config, workdir, step, tuple(tflite), stochastic, data_dir, agreement_inputs, latency_runs
         )
         report["export_dir"] = str(out)
         _write_report(tmp, report)
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     print((out / "report.md").read_text())
     return report
 
@@ -308,24 +384,13 @@ def export(
 def _recorded_data_dir(workdir: Path) -> Path:
     run = workdir / RUN_FILE
     if run.exists():
-        path = Path(json.loads(run.read_text()).get("data_dir", ""))
-        if path.is_dir():
-            return path
+        recorded = read_json(run, "the run record written by training").get("data_dir")
+        if isinstance(recorded, str) and recorded and Path(recorded).is_dir():
+            return Path(recorded)
     raise Pix2PixError(
         f"{workdir}: no dataset recorded by training (or it moved); pass --data DIR for the int8 "
         "calibration and the agreement checks"
     )
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Swaps `new` into place at `target`; the old export is removed only after the swap."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{time.time_ns()}")
-        target.rename(old)
-    new.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _export_into(
@@ -342,8 +407,8 @@ def _export_into(
 ) -> dict:
     save_config(config, out / CONFIG_FILE)
     params = int(sum(np.prod(v.shape) for v in generator.weights))
-    card = _model_card(config, workdir, step, params)
-    (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    card, card_note = _model_card(config, workdir, step, params)
+    write_json(out / "model_card.json", card)
     module = GeneratorModule(generator, config, {"config": out / CONFIG_FILE, "model_card": out / "model_card.json"})
     signatures = {
         "serving_default": module.serve.get_concrete_function(),
@@ -357,10 +422,10 @@ def _export_into(
         tf.saved_model.save(module, str(saved_model), signatures=signatures)
     variables_bytes = sum(p.stat().st_size for p in (saved_model / "variables").iterdir())
 
-    inputs = _held_out_inputs(config, data_dir, agreement_inputs)
+    inputs, split = _held_out_inputs(config, data_dir, agreement_inputs)
     reference = generator(inputs, training=False).numpy()
     representative = _representative(config, data_dir, 64) if "int8" in variants else []
-    results, notes = [], []
+    results, notes = [], [card_note]
     if stochastic and variants:
         notes.append(STOCHASTIC_TFLITE_NOTE)
     for variant in variants:
@@ -389,13 +454,14 @@ def _export_into(
                 "shipped": shipped,
             }
         )
-    if "float16" in variants:
+    if any(r["variant"] == "float16" and r["shipped"] for r in results):
         notes.append("generator_float16.tflite is the default mobile model.")
     return {
         "workdir": str(workdir),
         "step": step,
         "image_size": config.data.image_size,
         "agreement_inputs": len(inputs),
+        "agreement_split": split,
         "latency_runs": latency_runs,
         "saved_model": {
             "dir": SAVED_MODEL_DIR,
@@ -416,7 +482,13 @@ class SavedModelRunner:
         path = Path(path)
         if not (path / "saved_model.pb").exists():
             raise Pix2PixError(f"{path}: not a SavedModel directory (no saved_model.pb)")
-        self.signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+        try:
+            signatures = tf.saved_model.load(str(path)).signatures
+        except (OSError, ValueError, tf.errors.OpError) as e:
+            raise Pix2PixError(f"{path}: not a readable SavedModel ({short_message(e)})") from None
+        if "serving_default" not in signatures:
+            raise Pix2PixError(f"{path}: expected a serving_default signature; found {sorted(signatures) or 'none'}")
+        self.signature = signatures["serving_default"]
         spec = self.signature.structured_input_signature[1]["input_image"]
         self.image_size, self.channels = int(spec.shape[1]), int(spec.shape[3])
 
@@ -430,12 +502,18 @@ def load_runner(path: str | Path):
     Returns:
         A callable from (N, S, S, C) float32 in [-1, 1] to the same, with
         `image_size` and `channels` attributes.
+
+    Raises:
+        Pix2PixError: the path is missing or not a readable model.
     """
     path = Path(path)
     if path.suffix == ".tflite":
-        if not path.exists():
+        if not path.is_file():
             raise Pix2PixError(f"{path}: no such file")
-        return TFLiteRunner(path)
+        try:
+            return TFLiteRunner(path)
+        except (ValueError, RuntimeError) as e:  # the interpreter's "not a valid Flatbuffer", failed allocation
+            raise Pix2PixError(f"{path}: not a TFLite model ({short_message(e)})") from None
     if (path / SAVED_MODEL_DIR / "saved_model.pb").exists():
         path = path / SAVED_MODEL_DIR
     return SavedModelRunner(path)

@@ -9,8 +9,8 @@ Plan of one step (paper sec. 3 and the reference implementation):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import math
 import signal
 import sys
@@ -21,10 +21,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.config import CHECKPOINT_DIR, CONFIG_FILE, RUN_FILE, Config, load_config, save_config
+from pix2pix_tf.checkpoints import remove_partial_saves, restore_newest_readable
+from pix2pix_tf.config import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    LOGS_DIR,
+    RUN_FILE,
+    SAMPLES_DIR,
+    Config,
+    load_config,
+    save_config,
+    write_json,
+)
 from pix2pix_tf.data.files import PairList, find_pairs
 from pix2pix_tf.data.pipeline import eval_dataset, to_uint8, train_dataset
-from pix2pix_tf.errors import Pix2PixError
+from pix2pix_tf.errors import Pix2PixError, is_disk_full, short_message
 from pix2pix_tf.losses import discriminator_loss, generator_loss
 from pix2pix_tf.models import build_models, generate
 
@@ -163,11 +174,6 @@ class Pix2Pix:
         return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
 
 
-def load_workdir_config(workdir: str | Path) -> Config:
-    """The resolved configuration a work dir was trained with."""
-    return load_config(Path(workdir) / CONFIG_FILE)
-
-
 def resolve_config(workdir: str | Path, base: Config, overrides: dict[str, dict]) -> Config:
     """The configuration for (re)running training in `workdir`.
 
@@ -240,14 +246,15 @@ class TrainResult:
     step: int
     losses: dict[str, float]
     sample_path: Path | None
-    seconds_per_step: float | None = None  # after the first (tracing) step
+    seconds_per_step: float | None = None  # of the steps after the first (tracing) one, without file writing
+    interrupted: bool = False  # stopped by Ctrl-C (a checkpoint of the last step was saved)
 
 
 def _save_sample(model: Pix2Pix, batch, workdir: Path, step: int, writer) -> Path:
     source, target = batch
     output = generate(model.generator, source)
     grid = _grid(source.numpy(), output.numpy(), target.numpy())
-    folder = workdir / "samples"
+    folder = workdir / SAMPLES_DIR
     folder.mkdir(exist_ok=True)
     png = tf.io.encode_png(grid).numpy()
     path = folder / f"step_{step:07d}.png"
@@ -259,7 +266,12 @@ def _save_sample(model: Pix2Pix, batch, workdir: Path, step: int, writer) -> Pat
 
 
 def train(
-    config: Config, data_dir: str | Path, workdir: str | Path, run_eagerly: bool = False, pairs: PairList | None = None
+    config: Config,
+    data_dir: str | Path,
+    workdir: str | Path,
+    run_eagerly: bool = False,
+    pairs: PairList | None = None,
+    deadline: float | None = None,
 ) -> TrainResult:
     """Trains (or resumes training) until `config`'s total length.
 
@@ -273,6 +285,8 @@ def train(
         workdir: output directory for config.json, checkpoints/, logs/ and samples/.
         run_eagerly: run the step without tf.function.
         pairs: already validated training pairs (skips the scan).
+        deadline: a `time.monotonic()` time at which to stop early (with a
+            checkpoint, as at the end), e.g. for a time budget.
 
     Returns:
         A TrainResult with the steps run and the last losses.
@@ -285,22 +299,17 @@ def train(
     pairs = pairs or find_pairs(data_dir, "train", config.data)
     schedule = resolve_schedule(config, len(pairs))
     model = Pix2Pix(config, schedule, run_eagerly=run_eagerly)
-    manager = tf.train.CheckpointManager(
-        model.checkpoint, workdir / CHECKPOINT_DIR, max_to_keep=config.train.keep_checkpoints
-    )
-    if manager.latest_checkpoint:
-        try:
-            model.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as e:
-            raise Pix2PixError(f"cannot restore {manager.latest_checkpoint}: {e}") from None
-        print(f"resuming from step {int(model.step)} ({manager.latest_checkpoint})")
-    save_config(config, workdir / CONFIG_FILE)
+    checkpoint_dir = workdir / CHECKPOINT_DIR
+    restored = restore_newest_readable(model.checkpoint, checkpoint_dir)
+    manager = tf.train.CheckpointManager(model.checkpoint, checkpoint_dir, max_to_keep=config.train.keep_checkpoints)
+    if restored:
+        print(f"resuming from step {int(model.step)} ({restored})")
     start = int(model.step)
     if start >= schedule.total_steps:
         print(f"{workdir} is already at step {start} of {schedule.total_steps}; nothing to do")
         return TrainResult(workdir, start, start, {}, None)
 
-    writer = tf.summary.create_file_writer(str(workdir / "logs" / "train"))
+    writer = tf.summary.create_file_writer(str(workdir / LOGS_DIR / "train"))
     sample_pairs = _sample_pairs(data_dir, config, pairs)
     sample_batch = next(iter(eval_dataset(sample_pairs, config.data, batch_size=min(4, len(sample_pairs)))))[:2]
     stream = train_dataset(pairs, config.data, seed=config.train.seed, start_step=start)
@@ -308,21 +317,26 @@ def train(
     t = config.train
 
     saved_step = start
+    last_good = restored
 
     def save(step: int):
-        nonlocal saved_step
+        nonlocal saved_step, last_good
         if not model.all_finite():
             raise NonFiniteLossError(
                 f"weights became NaN/Inf at step {step}; not saved. The last good checkpoint "
-                f"is {manager.latest_checkpoint} in {workdir}"
+                f"is {last_good or 'none (none was saved yet)'} in {workdir}"
             )
         model.epoch.assign(schedule.epoch_of(step))
-        manager.save(checkpoint_number=step)
+        last_good = manager.save(checkpoint_number=step)
+        # Written only now, so that a run failing before its first checkpoint leaves
+        # no settings behind for the next rerun to pick up.
+        save_config(config, workdir / CONFIG_FILE)
         saved_step = step
 
     logs, sample_path, step = {}, None, start
     last_time, last_step = time.perf_counter(), start
-    first_step_done = None
+    first_step_done = last_step_done = None
+    out_of_time = False
     ctrl_c = _CtrlC()
     try:
         for source, target in stream:
@@ -330,13 +344,15 @@ def train(
             step += 1
             model.step.assign(step)
             logs = {k: float(v) for k, v in losses.items()}
+            # Step times only: samples, logs and checkpoints are left out of the speed.
+            last_step_done = time.perf_counter()
             if first_step_done is None:
-                first_step_done = time.perf_counter()
+                first_step_done = last_step_done
             bad = [k for k, v in logs.items() if not math.isfinite(v)]
             if bad:
                 raise NonFiniteLossError(
                     f"step {step}: {', '.join(f'{k} = {logs[k]}' for k in bad)}; training stopped without saving. "
-                    f"The last good checkpoint is {manager.latest_checkpoint or 'none (none was saved yet)'} in "
+                    f"The last good checkpoint is {last_good or 'none (none was saved yet)'} in "
                     f"{workdir}. Lower the learning rate or check the data."
                 )
             now = time.perf_counter()
@@ -354,23 +370,44 @@ def train(
                 save(step)
             if step >= schedule.total_steps or ctrl_c.pressed:
                 break
+            if deadline is not None and time.monotonic() >= deadline:
+                out_of_time = True
+                break
+        if step != saved_step:
+            save(step)
+        # The dataset is recorded so that export can calibrate int8 without asking again.
+        write_json(workdir / RUN_FILE, {"data_dir": str(Path(data_dir).resolve()), "step": step, "losses": logs})
     except KeyboardInterrupt:  # pressed outside the main thread, where no handler could be set
         ctrl_c.pressed = True
+        if step != saved_step:
+            save(step)
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        remove_partial_saves(checkpoint_dir)
+        raise Pix2PixError(
+            f"no space left on device in {workdir} at step {step} ({short_message(e)}); partial files removed. "
+            + (
+                f"The last good checkpoint is {last_good}: free some space and rerun the same command to resume from it"
+                if last_good
+                else "No checkpoint was saved yet: free some space and rerun the same command to start again"
+            )
+        ) from None
     finally:
         progress.close()
-        writer.flush()
+        with contextlib.suppress(Exception):  # a full disk must not hide the error above
+            writer.flush()
         ctrl_c.restore()
-    if step != saved_step:
-        save(step)
-    if ctrl_c.pressed:
-        print(f"interrupted: saved step {step} to {manager.latest_checkpoint}; rerun the same command to resume")
+    # A Ctrl-C that lands on the last step interrupts nothing.
+    interrupted = ctrl_c.pressed and step < schedule.total_steps
+    if interrupted:
+        print(f"interrupted: saved step {step} to {last_good}; rerun the same command to resume")
+    elif out_of_time:
+        print(f"time budget reached at step {step} of {schedule.total_steps}; checkpoint {last_good}")
     else:
-        print(f"trained to step {step}; checkpoint {manager.latest_checkpoint}")
-    # The dataset is recorded so that export can calibrate int8 without asking again.
-    run = {"data_dir": str(Path(data_dir).resolve()), "step": step, "losses": logs}
-    (workdir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
-    per_step = (time.perf_counter() - first_step_done) / (step - start - 1) if step - start > 1 else None
-    return TrainResult(workdir, start, step, logs, sample_path, per_step)
+        print(f"trained to step {step}; checkpoint {last_good}")
+    per_step = (last_step_done - first_step_done) / (step - start - 1) if step - start > 1 else None
+    return TrainResult(workdir, start, step, logs, sample_path, per_step, interrupted=interrupted)
 
 
 def _sample_pairs(data_dir, config: Config, train_pairs: PairList) -> PairList:

@@ -1,8 +1,12 @@
+import json
+
 import numpy as np
+import pytest
 from conftest import write_image
 from PIL import Image
 
-from pix2pix_tf.data.combine import combine
+from pix2pix_tf.data.combine import MARKER, combine
+from pix2pix_tf.errors import DataError, Pix2PixError
 
 
 def test_combine_pairs_by_name_and_reports_the_rest(tmp_path, capsys):
@@ -38,3 +42,30 @@ def test_package_names_are_the_functions_not_the_modules():
     from pix2pix_tf.data import download
 
     assert callable(combine_fn) and callable(download)
+
+
+def test_refuses_an_output_folder_it_did_not_write(tmp_path):
+    write_image(tmp_path / "A/train/1.jpg", np.zeros((8, 8, 3)))
+    write_image(tmp_path / "B/train/1.jpg", np.zeros((8, 8, 3)))
+    write_image(tmp_path / "photos/train/1.jpg", np.full((8, 8, 3), 200))  # would be overwritten
+    before = (tmp_path / "photos/train/1.jpg").read_bytes()
+    with pytest.raises(
+        Pix2PixError, match="photos: folder is not empty and was not written by pix2pix-tf data combine"
+    ):
+        combine(tmp_path / "A", tmp_path / "B", tmp_path / "photos")
+    for out in (tmp_path / "A/AB", tmp_path / "B", tmp_path):  # inside an input, an input, holding them
+        with pytest.raises(DataError, match="must be outside the input folder"):
+            combine(tmp_path / "A", tmp_path / "B", out)
+    assert (tmp_path / "photos/train/1.jpg").read_bytes() == before
+    assert not (tmp_path / "A/AB").exists() and not list(tmp_path.glob(".*"))
+
+
+def test_a_rerun_replaces_its_own_output_whole(tmp_path):
+    for name in ("1", "2"):
+        write_image(tmp_path / f"A/{name}.png", np.zeros((8, 8, 3)))
+        write_image(tmp_path / f"B/{name}.png", np.zeros((8, 8, 3)))
+    combine(tmp_path / "A", tmp_path / "B", tmp_path / "AB")
+    (tmp_path / "A/2.png").unlink()
+    assert combine(tmp_path / "A", tmp_path / "B", tmp_path / "AB").written == 1
+    assert sorted(p.name for p in (tmp_path / "AB").iterdir()) == [MARKER, "1.png"]  # 2.png is gone
+    assert json.loads((tmp_path / "AB" / MARKER).read_text())["a"] == str((tmp_path / "A").resolve())

@@ -40,7 +40,13 @@ def test_bad_files(tmp_path):
     with pytest.raises(Pix2PixError, match="not found"):
         load_config(tmp_path / "missing.json")
     (tmp_path / "c.json").write_text("{not json")
-    with pytest.raises(Pix2PixError, match="not a valid pix2pix_tf config"):
+    with pytest.raises(Pix2PixError, match=r"c\.json is damaged: expected the config.json .*invalid JSON"):
+        load_config(tmp_path / "c.json")
+    (tmp_path / "c.json").write_text("[1, 2]")
+    with pytest.raises(Pix2PixError, match=r"c\.json: expected .*found list"):
+        load_config(tmp_path / "c.json")
+    (tmp_path / "c.json").write_text(json.dumps({"model": {"dropout": 2}}))
+    with pytest.raises(Pix2PixError, match=r"c\.json: dropout must be a number in \[0, 1\); got 2"):
         load_config(tmp_path / "c.json")
     (tmp_path / "c.json").write_text(json.dumps({"model": {"width": 3}}))
     with pytest.raises(Pix2PixError, match=r"unknown model config keys \['width'\]"):
@@ -57,10 +63,50 @@ def test_presets_override_only_what_differs():
         preset("cats")
 
 
-def test_every_public_name_resolves():
+@pytest.mark.parametrize(
+    "section,field,value,message",
+    [
+        (ModelConfig, "dropout", 1.5, r"dropout must be a number in \[0, 1\); got 1.5"),
+        (ModelConfig, "dropout", -0.1, r"dropout must be a number in \[0, 1\); got -0.1"),
+        (ModelConfig, "ngf", 0, "ngf must be a whole number >= 1; got 0"),
+        (ModelConfig, "ndf", 2.5, "ndf must be a whole number >= 1; got 2.5"),
+        (TrainConfig, "learning_rate", -1.0, r"learning_rate must be a number in \(0, inf\); got -1.0"),
+        (TrainConfig, "learning_rate", 0.0, r"learning_rate must be a number in \(0, inf\); got 0.0"),
+        (TrainConfig, "learning_rate", float("nan"), "learning_rate must be a number .*got nan"),
+        (TrainConfig, "beta_1", 1.0, r"beta_1 must be a number in \[0, 1\); got 1.0"),
+        (TrainConfig, "lambda_l1", -5.0, r"lambda_l1 must be a number in \[0, inf\); got -5.0"),
+        (TrainConfig, "lambda_l1", float("inf"), "lambda_l1 must be a number .*got inf"),
+        (TrainConfig, "steps", 0, "steps must be a whole number >= 1; got 0"),
+        (TrainConfig, "decay_steps", -1, "decay_steps must be a whole number >= 0; got -1"),
+        (TrainConfig, "seed", "x", r"seed must be a whole number in \[0, 4294967296\); got 'x'"),
+        (TrainConfig, "seed", -1, r"seed must be a whole number in \[0, 4294967296\); got -1"),
+        (TrainConfig, "seed", 2**32, r"seed must be a whole number in \[0, 4294967296\); got 4294967296"),
+        (DataConfig, "batch_size", 0, "batch_size must be a whole number >= 1; got 0"),
+        (DataConfig, "image_size", 64.0, "image_size must be a whole number >= 32; got 64.0"),
+        (DataConfig, "load_size", 0, "load_size must be a whole number >= 1; got 0"),
+    ],
+)
+def test_out_of_range_values_are_refused_where_they_enter(section, field, value, message):
+    with pytest.raises(Pix2PixError, match=message):
+        section(**{field: value})
+
+
+def test_edge_values_in_range_are_accepted():
+    assert ModelConfig(dropout=0.0).dropout == 0.0 and ModelConfig(ngf=1).ngf == 1
+    assert TrainConfig(lambda_l1=0.0, beta_1=0.0, decay_steps=0).decay_steps == 0
+
+
+def test_every_public_name_is_the_library_object():
     import pix2pix_tf
     import pix2pix_tf.data
+    import pix2pix_tf.models
 
+    assert pix2pix_tf.build_generator is pix2pix_tf.models.build_generator
+    assert pix2pix_tf.generate is pix2pix_tf.models.generate
+    assert pix2pix_tf.data.find_pairs is pix2pix_tf.data.files.find_pairs
     for module in (pix2pix_tf, pix2pix_tf.data):
+        assert len(module.__all__) == len(set(module.__all__)), module.__name__
         for name in module.__all__:
-            assert getattr(module, name) is not None, name
+            value = getattr(module, name)
+            # Each name is a function, class or constant of the package, not a stray module.
+            assert getattr(value, "__module__", "pix2pix_tf").startswith("pix2pix_tf") or not callable(value), name

@@ -1,19 +1,79 @@
 import json
 
-from pix2pix_tf.demo import run_demo
+import pytest
+
+from pix2pix_tf import demo as demo_mod
+from pix2pix_tf.demo import CALIBRATION_STEPS, DEMO_CONFIG, run_demo
+from pix2pix_tf.train import train
 
 
 def test_demo_trains_evaluates_and_reports(tmp_path, capsys):
-    # A 6-second budget: the 30 calibration steps, then whatever fits.
-    summary = run_demo(tmp_path, minutes=0.1)
+    # A fixed length, so the outcome does not depend on the machine's speed or load.
+    summary = run_demo(tmp_path, minutes=30, steps=80)
     out = capsys.readouterr().out
-    assert summary["steps"] >= 30
+    assert summary["steps"] == 80
     assert (tmp_path / "data/train").is_dir() and (tmp_path / "run/config.json").exists()
     assert json.loads((tmp_path / "summary.json").read_text())["steps"] == summary["steps"]
-    assert (tmp_path / "eval/index.html").exists() and (tmp_path / "eval_step0/metrics.json").exists()
+    assert json.loads((tmp_path / "run/config.json").read_text())["train"]["steps"] == summary["steps"]
+    eval_dir = tmp_path / f"run/eval/test_step{summary['steps']}"
+    assert (eval_dir / "index.html").exists() and (tmp_path / "eval_step0/metrics.json").exists()
     assert (tmp_path / "export/saved_model/saved_model.pb").exists()
     assert (tmp_path / "export/generator_float16.tflite").exists()
+    # The model card carries the evaluation of the exported step, the figures the demo printed.
+    card = json.loads((tmp_path / "export/saved_model/assets/model_card.json").read_text())
+    assert card["steps_trained"] == summary["steps"]
+    assert card["evaluation"]["ssim"] == pytest.approx(summary["trained"]["ssim"])
     for key in ("sample grid", "tensorboard", "results page", "exported models"):
         assert f"  {key}: " in out
-    # Even a few dozen steps beat the untrained network on structure.
-    assert summary["trained"]["ssim"] > summary["step0"]["ssim"]
+    assert summary["trained"]["ssim"] > summary["step0"]["ssim"] + 0.1
+
+
+def test_time_budget_stops_training_with_a_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo_mod, "export", lambda *args, **kwargs: None)
+    summary = run_demo(tmp_path, minutes=0.01, steps=100_000)  # 0.6 s: stopped long before
+    assert 0 < summary["steps"] < 1000
+    assert (tmp_path / f"run/checkpoints/ckpt-{summary['steps']}.index").exists()
+
+
+def test_rerun_after_a_stop_during_calibration_recalibrates(tmp_path, monkeypatch):
+    # A demo stopped right after its speed probe leaves a run at step 30 whose config
+    # says steps = 30; the rerun's probe then trained nothing and the demo divided by
+    # its missing speed (TypeError).
+    from pix2pix_tf.data.synthetic import synthesize
+
+    synthesize("facades", tmp_path / "data", count=12, size=64)
+    train(DEMO_CONFIG.replace(train={"steps": CALIBRATION_STEPS}), tmp_path / "data", tmp_path / "run")
+    monkeypatch.setattr(demo_mod, "export", lambda *args, **kwargs: None)
+    summary = run_demo(tmp_path, minutes=0.01)  # the budget ends during the new probe
+    assert CALIBRATION_STEPS < summary["steps"] <= 2 * CALIBRATION_STEPS
+    # The length is now fixed: a rerun trains nothing more, whatever its budget.
+    assert json.loads((tmp_path / "demo.json").read_text())["steps"] == summary["steps"]
+    assert run_demo(tmp_path, minutes=1)["steps"] == summary["steps"]
+
+
+def test_ctrl_c_stops_the_demo_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    from pix2pix_tf.data.synthetic import synthesize
+
+    synthesize("facades", tmp_path / "data", count=12, size=64)
+    real_train = demo_mod.train
+
+    def interrupted_train(*args, **kwargs):
+        result = real_train(*args, **kwargs)
+        result.interrupted = True
+        return result
+
+    exported = []
+    monkeypatch.setattr(demo_mod, "train", interrupted_train)
+    monkeypatch.setattr(demo_mod, "export", lambda *args, **kwargs: exported.append(1))
+    monkeypatch.setattr(demo_mod, "CALIBRATION_STEPS", 2)
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(tmp_path, minutes=1)
+    assert not exported and not (tmp_path / "summary.json").exists()
+    assert (tmp_path / "run/checkpoints/ckpt-2.index").exists()
+
+
+def test_bad_budget_is_refused(tmp_path):
+    from pix2pix_tf.errors import Pix2PixError
+
+    with pytest.raises(Pix2PixError, match="--minutes must be a positive number"):
+        run_demo(tmp_path, minutes=0)

@@ -1,5 +1,5 @@
 import json
-import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,8 +52,55 @@ def test_predict_errors(tmp_path):
         translate_file(lambda x: x, tmp_path / "bad.png", 32, 3)
 
 
+def test_predict_never_writes_over_its_inputs_or_a_file(tmp_path):
+    write_image(tmp_path / "in/x.png", np.full((8, 8, 3), 7))
+    before = (tmp_path / "in/x.png").read_bytes()
+    with pytest.raises(Pix2PixError, match="is the input folder; write the translations to another folder"):
+        predict(lambda x: -x, 32, 3, tmp_path / "in", tmp_path / "in")
+    assert (tmp_path / "in/x.png").read_bytes() == before
+    (tmp_path / "out.png").write_bytes(b"mine")
+    with pytest.raises(Pix2PixError, match="out.png: is a file; --output takes the folder"):
+        predict(lambda x: -x, 32, 3, tmp_path / "in", tmp_path / "out.png")
+    assert (tmp_path / "out.png").read_bytes() == b"mine"
+
+
+def test_a_full_disk_while_predicting_names_the_file_and_leaves_no_partial_png(tmp_path, monkeypatch):
+    import errno
+
+    write_image(tmp_path / "in/x.png", np.full((8, 8, 3), 7))
+    real_write = Path.write_bytes
+
+    def full(self, data):
+        real_write(self, data[: len(data) // 2])  # part of the file reaches the disk
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(Pix2PixError, match=r"out/x\.png: no space left on device while writing the translation of"):
+        predict(lambda x: -x, 32, 3, tmp_path / "in", tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_evaluate_writes_its_page_whole_and_only_over_its_own(tmp_path):
+    from pix2pix_tf.config import Config
+    from pix2pix_tf.data.synthetic import synthesize
+    from pix2pix_tf.evaluate import evaluate
+    from pix2pix_tf.models import build_generator
+
+    synthesize("facades", tmp_path / "d", count=3, size=32)
+    config = Config().replace(data={"image_size": 32})
+    g = build_generator(32, ngf=8)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine/notes.txt").write_text("keep")
+    with pytest.raises(Pix2PixError, match="mine: folder is not empty and was not written by pix2pix-tf evaluate"):
+        evaluate(g, config, tmp_path / "d", "test", tmp_path / "mine")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    evaluate(g, config, tmp_path / "d", "test", tmp_path / "ev")
+    (tmp_path / "ev/images/stale.png").write_bytes(b"x")
+    evaluate(g, config, tmp_path / "d", "test", tmp_path / "ev")  # its own folder: replaced whole
+    assert sorted(p.name for p in (tmp_path / "ev/images").iterdir()) == ["1_input.png", "1_output.png", "1_target.png"]
+
+
 def test_cli_end_to_end_at_32_px(tmp_path, capsys):
-    start = time.perf_counter()
     data, work = str(tmp_path / "data"), str(tmp_path / "work")
     assert main(["data", "synth", "facades", "--out", data, "--count", "10", "--size", "32"]) == 0
     assert (
@@ -89,7 +136,6 @@ def test_cli_end_to_end_at_32_px(tmp_path, capsys):
     assert metrics["images"][0]["name"] == "1"
     page = (tmp_path / "work/eval/test_step4/index.html").read_text()
     assert 'src="images/1_output.png"' in page and (tmp_path / "work/eval/test_step4/images/1_target.png").exists()
-    assert time.perf_counter() - start < 60
 
 
 def test_cli_reload_errors(tmp_path, capsys):

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import write_image
@@ -75,6 +77,17 @@ def test_missing_partner_is_named(tmp_path):
     _good(tmp_path / "B/train/x.png", 32)
     with pytest.raises(DataError, match=r"lonely\.png: no partner named lonely\.\*"):
         find_pairs(tmp_path, "train", CFG)
+
+
+def test_missing_partner_on_the_b_side_is_treated_alike(tmp_path, capsys):
+    _good(tmp_path / "A/train/x.png", 32)
+    _good(tmp_path / "B/train/x.png", 32)
+    _good(tmp_path / "B/train/orphan.png", 32)
+    with pytest.raises(DataError, match=r"B/train/orphan\.png: no partner named orphan\.\* in .*A/train"):
+        find_pairs(tmp_path, "train", CFG)
+    pairs = find_pairs(tmp_path, "train", dataclasses.replace(CFG, skip_bad=True))
+    assert pairs.names == ("x",) and [kind for kind, _ in pairs.skipped] == ["unmatched"]
+    assert "skipped 1 bad file(s)" in capsys.readouterr().out
 
 
 def test_missing_and_empty_split(tmp_path):

@@ -23,9 +23,11 @@ def test_generator_shapes_depth_and_tanh_range(size, depth):
         == depth
     )
     x = tf.random.uniform((2, size, size, 3), -1, 1, seed=0)
-    y = g(x * 50, training=False)  # large inputs saturate tanh but stay in range
-    assert y.shape == (2, size, size, 3)
-    assert float(tf.reduce_max(tf.abs(y))) <= 1.0
+    y = g(x, training=False)
+    assert y.shape == (2, size, size, 3) and y.dtype == tf.float32
+    # The output is tanh of the last transposed conv, not some other squashing or none.
+    logits = tf.keras.Model(g.input, g.get_layer("up1_convT").output)(x, training=False)
+    np.testing.assert_allclose(y, np.tanh(logits), atol=1e-6)
 
 
 def test_generator_channels_and_wrong_size():
@@ -141,10 +143,25 @@ def test_test_time_noise_modes():
     moving = [v for v in g.non_trainable_variables if "moving" in v.path]
     assert moving
     before = [v.numpy().copy() for v in moving]
+
+    @tf.function
+    def traced(model, images):  # how the exported serving_stochastic signature calls it
+        return pix2pix_tf.generate(model, images, stochastic=True)
+
     s1, s2 = pix2pix_tf.generate(g, x, stochastic=True), pix2pix_tf.generate(g, x, stochastic=True)
     assert np.abs(s1 - s2).max() > 0.01  # dropout noise differs between calls
+    assert np.abs(traced(g, x) - traced(g, x)).max() > 0.01
+    pix2pix_tf.generate(g, tf.fill((2, 32, 32, 3), np.nan), stochastic=True)  # garbage in: statistics stay finite
     for v, b in zip(moving, before):
-        np.testing.assert_array_equal(v.numpy(), b)  # moving statistics untouched
+        np.testing.assert_array_equal(v.numpy(), b)  # moving statistics untouched, eager or traced
+
+    # Without dropout, the stochastic mode differs from the deterministic one only in
+    # batch norm: it normalises with the statistics of the batch, as a training call does.
+    g0 = build_generator(32, ngf=8, dropout=0.0)
+    stochastic = pix2pix_tf.generate(g0, x, stochastic=True).numpy()
+    assert np.abs(stochastic - pix2pix_tf.generate(g0, x)).max() > 0.01
+    np.testing.assert_allclose(traced(g0, x), stochastic, atol=1e-5)
+    np.testing.assert_allclose(g0(x, training=True), stochastic, atol=1e-6)  # last: this call updates the statistics
 
 
 def test_keras_save_load_round_trip(tmp_path):
@@ -160,10 +177,56 @@ def test_keras_save_load_round_trip(tmp_path):
         np.testing.assert_array_equal(model(inputs, training=False), loaded(inputs, training=False))
 
 
-def test_weights_are_n_0_002():
-    g = build_generator(256, ngf=64)
-    kernel = g.get_layer("down4_conv").kernel.numpy()
-    assert abs(kernel.mean()) < 1e-3 and abs(kernel.std() - 0.02) < 1e-3
+def _kernels(model):
+    return {layer.name: layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda seed: build_generator(256, seed=seed),
+        lambda seed: build_generator(64, seed=seed),
+        lambda seed: build_discriminator(256, seed=seed),
+    ],
+    ids=["G256", "G64", "D256"],
+)
+def test_every_kernel_starts_from_its_own_n_0_002_draw(build):
+    # Keras 3 initializer instances return the same values on every call: shared
+    # by all layers, they started same-shaped kernels identical (e.g. down5..down8).
+    kernels = _kernels(build(0))
+    assert len(kernels) >= 5
+    for name, kernel in kernels.items():
+        assert abs(kernel.std() - 0.02) < 0.002, (name, kernel.std())  # within 10% of the paper's 0.02
+        assert abs(kernel.mean()) < 0.002, name
+    # No two kernels are equal, not even in part (compare the first 64 values of each).
+    heads = {name: kernel.ravel()[:64].tobytes() for name, kernel in kernels.items()}
+    assert len(set(heads.values())) == len(heads), [n for n in heads if list(heads.values()).count(heads[n]) > 1]
+    again, other = _kernels(build(0)), _kernels(build(1))
+    for name, kernel in kernels.items():
+        np.testing.assert_array_equal(kernel, again[name])  # the same seed rebuilds the same model
+        assert not np.array_equal(kernel, other[name]), name  # another seed gives other weights
+
+
+def test_unseeded_builds_follow_keras_global_seed():
+    import keras
+
+    keras.utils.set_random_seed(3)
+    a = _kernels(build_generator(32, ngf=8))
+    keras.utils.set_random_seed(3)
+    b = _kernels(build_generator(32, ngf=8))
+    c = _kernels(build_generator(32, ngf=8))
+    assert all(np.array_equal(a[n], b[n]) for n in a)
+    assert not any(np.array_equal(a[n], c[n]) for n in a)
+    assert len({k.ravel()[:16].tobytes() for k in a.values()}) == len(a)
+
+
+def test_build_models_gives_g_and_d_distinct_kernels():
+    from pix2pix_tf.config import Config
+    from pix2pix_tf.models import build_models
+
+    g, d = build_models(Config().replace(data={"image_size": 64}), seed=0)
+    heads = [k.ravel()[:64].tobytes() for k in (*_kernels(g).values(), *_kernels(d).values())]
+    assert len(set(heads)) == len(heads)
 
 
 @pytest.mark.parametrize("norm", ["batch", "instance"])
@@ -185,3 +248,22 @@ def test_every_variable_gets_a_gradient_from_the_objective(norm):
             if grad is None or float(tf.reduce_max(tf.abs(grad))) == 0
         ]
         assert zero == []
+
+
+def test_concurrent_stochastic_calls_leave_batch_norm_as_it_was():
+    import threading
+
+    g = build_generator(32, ngf=8)
+    x = tf.random.uniform((2, 32, 32, 3), -1, 1, seed=8)
+
+    def calls():
+        for _ in range(5):
+            pix2pix_tf.generate(g, x, stochastic=True)
+
+    threads = [threading.Thread(target=calls) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    momenta = {layer.momentum for layer in g.layers if isinstance(layer, tf.keras.layers.BatchNormalization)}
+    assert momenta == {0.9}  # training afterwards still updates the moving statistics

@@ -1,10 +1,24 @@
+import errno
 import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from pix2pix_tf.data.synthetic import FACADE_PALETTE, facade_labels, render_facade, split_counts, synthesize
+from pix2pix_tf.cli import main
+from pix2pix_tf.data.synthetic import (
+    FACADE_PALETTE,
+    MARKER,
+    facade_labels,
+    render_facade,
+    split_counts,
+    synthesize,
+)
 from pix2pix_tf.errors import Pix2PixError
 
 
@@ -83,3 +97,88 @@ def test_bad_arguments():
         split_counts(2)
     with pytest.raises(Pix2PixError, match="unknown synthetic dataset 'cats'"):
         synthesize("cats", "/tmp/x")
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_refuses_a_folder_it_did_not_write(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "1.jpg").write_bytes(b"a holiday photo")
+    (tmp_path / "notes.txt").write_text("mine")
+    before = _files(tmp_path)
+    for out, reason in (
+        (photos, "folder is not empty and was not written by pix2pix-tf data synth"),
+        (tmp_path / "notes.txt", "is a file"),
+    ):
+        with pytest.raises(Pix2PixError, match=reason):
+            synthesize("facades", out, count=3, size=32)
+    assert _files(tmp_path) == before and not list(tmp_path.glob(".*"))
+    assert main(["data", "synth", "facades", "--out", str(photos), "--count", "3", "--size", "32"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {photos}: folder is not empty and was not written by")
+
+
+def test_a_rerun_replaces_its_own_dataset_whole(tmp_path):
+    out = tmp_path / "data"
+    synthesize("facades", out, count=10, size=32)
+    synthesize("edges2shapes", out, count=5, size=32, seed=3)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg")) == [
+        "test/1.jpg",
+        "train/1.jpg",
+        "train/2.jpg",
+        "train/3.jpg",
+        "val/1.jpg",
+    ]  # no train/4.jpg..8.jpg left from the first run
+    assert json.loads((out / MARKER).read_text())["name"] == "edges2shapes"
+    assert not list(tmp_path.glob(".data.*"))
+    # Without the marker, even a folder laid out like a synthetic dataset (e.g. a
+    # downloaded one: train/1.jpg, ...) is not ours to replace.
+    (out / MARKER).unlink()
+    with pytest.raises(Pix2PixError, match="was not written by pix2pix-tf data synth"):
+        synthesize("facades", out, count=3, size=32)
+    with pytest.raises(Pix2PixError, match=r"seed must be a whole number in \[0, 4294967296\); got -1"):
+        synthesize("facades", tmp_path / "new", count=3, size=32, seed=-1)
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_dataset(tmp_path, monkeypatch):
+    out = tmp_path / "data"
+    synthesize("facades", out, count=3, size=32)
+    before = _files(out)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    with pytest.raises(Pix2PixError) as caught:
+        synthesize("facades", out, count=3, size=32, seed=1)
+    assert str(caught.value) == (
+        f"{out}: no space left on device while writing the synthetic facades dataset; the partial copy was "
+        f"removed and {out} is as it was; free some space and rerun"
+    )
+    assert _files(out) == before and not list(tmp_path.glob(".data.*"))
+
+
+def test_leftovers_of_a_killed_run_are_removed_or_put_back(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "data"
+    synthesize("facades", out, count=3, size=32)
+    before = _files(out)
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    host, gone = socket.gethostname(), process.pid
+    # Killed between its two renames: its staging folder left, the dataset moved aside.
+    (tmp_path / f".data.tmp-{host}-{gone}-2").mkdir()
+    out.rename(tmp_path / f".data.old-{host}-{gone}-1")
+    running = tmp_path / f".data.tmp-{host}-{os.getpid()}-3"  # a live writer's: kept
+    running.mkdir()
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("crashed")
+
+    monkeypatch.setattr(Image.Image, "save", crash)  # this run fails too, after tidying up
+    with pytest.raises(RuntimeError, match="crashed"):
+        synthesize("facades", out, count=3, size=32, seed=1)
+    assert _files(out) == before
+    assert "put the previous one back from .data.old-" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.glob(".data.*")] == [running.name]

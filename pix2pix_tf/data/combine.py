@@ -10,6 +10,9 @@ from PIL import Image, UnidentifiedImageError
 
 from pix2pix_tf.data.images import list_images
 from pix2pix_tf.errors import DataError
+from pix2pix_tf.outputs import staged_output
+
+MARKER = ".pix2pix_tf_combine"  # in every folder `combine` writes: a rerun may replace it
 
 
 @dataclasses.dataclass
@@ -47,45 +50,60 @@ def combine(a_dir: str | Path, b_dir: str | Path, out: str | Path) -> CombineRep
     Split folders (``A/train``, ``A/test``, ...) are mirrored under `out`; if A has
     no subfolders, its images are combined straight into `out`. Files without a
     partner, pairs of different sizes and unreadable files are skipped and reported.
+    The images are written beside `out` and swapped in whole.
 
     Args:
         a_dir: folder of A images (left halves).
         b_dir: folder of B images (right halves), same names and split folders.
-        out: output folder.
+        out: output folder: missing, empty, or one `combine` wrote before (it is
+            replaced). Any other folder is refused, so that files in it are never
+            overwritten; so is a folder inside A or B, or holding them.
 
     Returns:
         A report of what was written and skipped.
+
+    Raises:
+        DataError: a missing input folder, or `out` inside A or B (or holding them).
+        Pix2PixError: an `out` that may not be replaced, or a full disk.
     """
     a_dir, b_dir, out = Path(a_dir), Path(b_dir), Path(out)
     for folder in (a_dir, b_dir):
         if not folder.is_dir():
             raise DataError(f"{folder}: folder not found")
+        inputs, target = folder.resolve(), out.resolve()
+        if target == inputs or inputs in target.parents or target in inputs.parents:
+            raise DataError(f"{out}: the output folder must be outside the input folder {folder} and not hold it")
     splits = sorted(p.name for p in a_dir.iterdir() if p.is_dir()) or ["."]
     report = CombineReport()
-    for split in splits:
-        a_files = {p.stem: p for p in list_images(a_dir / split)}
-        b_folder = b_dir / split
-        b_files = {p.stem: p for p in list_images(b_folder)} if b_folder.is_dir() else {}
-        report.only_in_a += [str(a_files[k].relative_to(a_dir)) for k in sorted(a_files.keys() - b_files.keys())]
-        report.only_in_b += [str(b_files[k].relative_to(b_dir)) for k in sorted(b_files.keys() - a_files.keys())]
-        (out / split).mkdir(parents=True, exist_ok=True)
-        for stem in sorted(a_files.keys() & b_files.keys()):
-            a_path, b_path = a_files[stem], b_files[stem]
-            try:
-                a, b = _open_rgb(a_path), _open_rgb(b_path)
-            except (UnidentifiedImageError, OSError):
-                report.unreadable.append(str(a_path.relative_to(a_dir)))
-                continue
-            if a.shape != b.shape:
-                report.size_mismatch.append(
-                    f"{a_path.relative_to(a_dir)} {a.shape[1]}x{a.shape[0]} vs {b.shape[1]}x{b.shape[0]}"
-                )
-                continue
-            # Keep lossless sources lossless; JPEG sources stay JPEG.
-            suffix = ".jpg" if a_path.suffix.lower() in (".jpg", ".jpeg") else ".png"
-            Image.fromarray(np.concatenate([a, b], axis=1)).save(
-                out / split / f"{stem}{suffix}", quality=95, subsampling=0
-            )
-            report.written += 1
+    stamp = {"a": str(a_dir.resolve()), "b": str(b_dir.resolve())}
+    made_by = "pix2pix-tf data combine"
+    with staged_output(out, "the combined images", marker=MARKER, made_by=made_by, stamp=stamp) as stage:
+        for split in splits:
+            _combine_split(a_dir, b_dir, split, stage, report)
     print(report.summary())
     return report
+
+
+def _combine_split(a_dir: Path, b_dir: Path, split: str, out: Path, report: CombineReport) -> None:
+    a_files = {p.stem: p for p in list_images(a_dir / split)}
+    b_folder = b_dir / split
+    b_files = {p.stem: p for p in list_images(b_folder)} if b_folder.is_dir() else {}
+    report.only_in_a += [str(a_files[k].relative_to(a_dir)) for k in sorted(a_files.keys() - b_files.keys())]
+    report.only_in_b += [str(b_files[k].relative_to(b_dir)) for k in sorted(b_files.keys() - a_files.keys())]
+    (out / split).mkdir(exist_ok=True)
+    for stem in sorted(a_files.keys() & b_files.keys()):
+        a_path, b_path = a_files[stem], b_files[stem]
+        try:
+            a, b = _open_rgb(a_path), _open_rgb(b_path)
+        except (UnidentifiedImageError, OSError):
+            report.unreadable.append(str(a_path.relative_to(a_dir)))
+            continue
+        if a.shape != b.shape:
+            report.size_mismatch.append(
+                f"{a_path.relative_to(a_dir)} {a.shape[1]}x{a.shape[0]} vs {b.shape[1]}x{b.shape[0]}"
+            )
+            continue
+        # Keep lossless sources lossless; JPEG sources stay JPEG.
+        suffix = ".jpg" if a_path.suffix.lower() in (".jpg", ".jpeg") else ".png"
+        Image.fromarray(np.concatenate([a, b], axis=1)).save(out / split / f"{stem}{suffix}", quality=95, subsampling=0)
+        report.written += 1

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from pix2pix_tf.errors import DataError
+from pix2pix_tf.config import read_json
+from pix2pix_tf.errors import DataError, Pix2PixError, is_disk_full
+from pix2pix_tf.outputs import staged_output
 
+MARKER = ".pix2pix_tf_download"  # in every dataset folder this module extracted
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/"
 _CHUNK = 1 << 20
 
@@ -62,6 +65,15 @@ def _manual_help(ds: RemoteDataset, out: Path) -> str:
     )
 
 
+# "bytes START-END/TOTAL" (TOTAL may be "*": unknown), RFC 9110 sec. 14.4.
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
+
+
+def _open(url: str, start: int, timeout: float):
+    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
+    return urllib.request.urlopen(request, timeout=timeout)
+
+
 def _fetch(url: str, part: Path, timeout: float) -> int | None:
     """Downloads `url` into `part`, continuing from its current size.
 
@@ -69,22 +81,25 @@ def _fetch(url: str, part: Path, timeout: float) -> int | None:
         The total size the server announced, or None if it gave none.
     """
     have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = _open(url, have, timeout)
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:  # nothing left to fetch: the part file is complete
             return have
         raise
+    total, mode = None, "wb"
+    if getattr(response, "status", None) == 206:
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+        if match and int(match[1]) == have:
+            total, mode = (None if match[2] == "*" else int(match[2])), "ab"
+        else:  # no say (or another say) where the bytes start: appending them could corrupt the archive
+            response.close()
+            print(f"{url}: the server's partial reply does not say it resumes at byte {have}; starting over")
+            response = _open(url, 0, timeout)
     with response:
-        status = getattr(response, "status", None)
-        length = response.headers.get("Content-Length")
-        if status == 206:
-            total = int(response.headers["Content-Range"].rsplit("/", 1)[1])
-            mode = "ab"
-        else:  # the server (or a file:// URL) ignored the range: start over
-            total, mode = (int(length) if length else None), "wb"
-            have = 0
+        if mode == "wb":  # a full reply: the server (or a file:// URL) ignored the range, or it was not asked
+            length = response.headers.get("Content-Length")
+            total, have = (int(length) if length and length.isdigit() else None), 0
         print(
             f"downloading {url}"
             + (f" from byte {have}" if have else "")
@@ -104,22 +119,41 @@ def _sha256(path: Path) -> str:
 
 
 def _extract(archive: Path, out: Path, name: str) -> Path:
-    """Extracts into a temporary folder first, so a broken archive leaves nothing half-written."""
+    """Extracts beside `out/name` and swaps it in: a broken archive leaves the old data as it was.
+
+    `out/name` is replaced only if this command wrote it (its MARKER file); if the
+    marker says it came from this very archive, there is nothing to do, so a user's
+    later changes to it are kept.
+    """
     target = out / name
-    with tempfile.TemporaryDirectory(dir=out, prefix=f".{name}-") as tmp:
+    stamp = {"archive": archive.name, "bytes": archive.stat().st_size}
+    if (target / MARKER).is_file():
+        try:
+            record = read_json(target / MARKER, "a download record")
+        except Pix2PixError:  # damaged: the dataset is replaced like any earlier download
+            record = {}
+        if all(record.get(key) == value for key, value in stamp.items()):
+            print(f"{target} already holds {archive.name}; not extracted again")
+            return target
+    with staged_output(
+        target, f"the {name} dataset", marker=MARKER, made_by="pix2pix-tf data download", stamp=stamp
+    ) as stage:
+        unpacked = stage / ".archive"
         try:
             with tarfile.open(archive) as tar:
-                tar.extractall(tmp, filter="data")
+                tar.extractall(unpacked, filter="data")
         except (tarfile.TarError, EOFError, OSError) as e:
+            if is_disk_full(e):
+                raise
             raise DataError(f"{archive}: not a valid .tar.gz archive ({e}); delete it and download again") from None
-        extracted = Path(tmp) / name
+        extracted = unpacked / name
         if not extracted.is_dir():
             raise DataError(f"{archive}: expected a top-level folder {name}/ in the archive")
         if not any((extracted / s).is_dir() for s in ("train", "val", "test")):
             raise DataError(f"{archive}: expected {name}/train, {name}/val or {name}/test in the archive")
-        if target.exists():
-            shutil.rmtree(target)
-        extracted.rename(target)
+        for child in extracted.iterdir():
+            child.rename(stage / child.name)
+        shutil.rmtree(unpacked)
     return target
 
 
@@ -154,6 +188,8 @@ def download(name: str, out: str | Path, url: str | None = None, timeout: float 
         try:
             total = _fetch(url or ds.url, part, timeout)
         except (urllib.error.URLError, OSError) as e:
+            if is_disk_full(e):
+                raise DataError(f"{part}: no space left on device; free some space and rerun to resume") from None
             reason = getattr(e, "reason", e)
             raise DataError(f"could not download {url or ds.url}: {reason}. {_manual_help(ds, out)}") from None
         size = part.stat().st_size

@@ -16,14 +16,13 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
-import re
 from pathlib import Path
 
 import tensorflow as tf
 
 from pix2pix_tf.config import DataConfig
 from pix2pix_tf.data.images import IMAGE_EXTENSIONS, list_images
-from pix2pix_tf.errors import DataError
+from pix2pix_tf.errors import DataError, short_message
 from pix2pix_tf.runtime import quiet_native_output
 
 _MAX_LISTED = 10
@@ -67,9 +66,7 @@ def image_size_of(path: str | Path) -> tuple[int, int]:
         data = tf.io.read_file(str(path))
         shape = tf.shape(tf.io.decode_image(data, channels=3, expand_animations=False))
     except (tf.errors.OpError, OSError) as e:
-        # Keep TensorFlow's reason, without its op-name wrapping.
-        message = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", getattr(e, "message", str(e))).strip()
-        raise DataError(f"{path}: not a readable JPEG/PNG/BMP/GIF image ({message})") from None
+        raise DataError(f"{path}: not a readable JPEG/PNG/BMP/GIF image ({short_message(e)})") from None
     return int(shape[0]), int(shape[1])
 
 
@@ -165,10 +162,16 @@ def find_pairs(root: str | Path, split: str, cfg: DataConfig) -> PairList:
             a_files = _split_dir(root / "A" / split, f"expected {root}/A/{split}/*.jpg")
             b_files = _split_dir(root / "B" / split, f"expected {root}/B/{split}/*.jpg")
             b_by_stem = {p.stem: p for p in b_files}
+            a_stems = {p.stem for p in a_files}
+            # A file on either side without a partner is the same mistake, treated alike.
             bad = [
                 ("unmatched", f"{a}: no partner named {a.stem}.* in {root / 'B' / split}")
                 for a in a_files
                 if a.stem not in b_by_stem
+            ] + [
+                ("unmatched", f"{b}: no partner named {b.stem}.* in {root / 'A' / split}")
+                for b in b_files
+                if b.stem not in a_stems
             ]
             matched = [(a, b_by_stem[a.stem]) for a in a_files if a.stem in b_by_stem]
             problems = list(pool.map(lambda ab: _check_two_folder(*ab, cfg), matched))

@@ -13,6 +13,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from pix2pix_tf.config import DataConfig  # noqa: E402
 from pix2pix_tf.data.files import find_pairs  # noqa: E402
 from pix2pix_tf.data.pipeline import train_dataset  # noqa: E402
+from pix2pix_tf.errors import Pix2PixError  # noqa: E402
+from pix2pix_tf.outputs import atomic_file  # noqa: E402
+
+_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")  # what matplotlib writes without extra packages
 
 
 def show(
@@ -23,6 +27,13 @@ def show(
     Returns:
         The path of the written PNG.
     """
+    if not isinstance(count, int) or count < 1:
+        raise Pix2PixError(f"count must be a whole number >= 1; got {count!r}")
+    out = Path(out)
+    if out.is_dir():
+        raise Pix2PixError(f"{out} is a folder; --out takes the image file to write, e.g. {out / 'grid.png'}")
+    if out.suffix.lower() not in _FORMATS:
+        raise Pix2PixError(f"{out}: --out must end in {', '.join(_FORMATS)}; got {out.suffix or 'no extension'!r}")
     pairs = find_pairs(root, split, cfg)
     batches = train_dataset(pairs, dataclasses.replace(cfg, batch_size=1), seed=seed).take(count)
     fig, axes = plt.subplots(count, 2, figsize=(5, 2.5 * count), squeeze=False)
@@ -34,7 +45,11 @@ def show(
             ax.axis("off")
     fig.suptitle(f"{root} [{split}] {cfg.direction}, {cfg.preprocess}")
     fig.tight_layout()
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_file(out, "the grid") as tmp:
+            fig.savefig(tmp, dpi=80, format=out.suffix.lower().lstrip(".").replace("jpg", "jpeg"))
+    finally:
+        plt.close(fig)
     print(f"wrote {out}")
-    return Path(out)
+    return out

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pix2pix_tf.errors import Pix2PixError
+from pix2pix_tf.outputs import staged_output
 
 # The 12 CMP Facades classes with the jet-colormap colours of the dataset's label
 # images (class k of 12 -> jet((k - 1) / 11)).
@@ -57,6 +58,7 @@ FACADE_PALETTE = np.array(
 _C = {name: i for i, name in enumerate(FACADE_CLASSES)}
 
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
+MARKER = ".pix2pix_tf_synth"  # in every dataset `synthesize` writes: a rerun may replace it
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -292,32 +294,50 @@ def split_counts(count: int) -> dict[str, int]:
 def synthesize(name: str, out: str | Path, count: int = 500, size: int = 256, seed: int = 0) -> dict[str, int]:
     """Writes a synthetic dataset as A|B JPEGs in ``out/{train,val,test}/``.
 
+    The dataset is written beside `out` and swapped in whole, so `out` holds either
+    the previous dataset or the new one, never a mix.
+
     Args:
         name: "facades" or "edges2shapes".
-        out: output directory (created; existing files of the same name are replaced).
+        out: output directory: missing, empty, or a dataset `synthesize` wrote before
+            (recognised by its marker file; it is replaced). Any other folder is
+            refused, so that files in it are never overwritten.
         count: total number of pairs, split 80/10/10.
         size: side of each half, in pixels.
         seed: the same seed gives the same files.
 
     Returns:
         Number of pairs written per split.
+
+    Raises:
+        Pix2PixError: a bad argument, an `out` that may not be replaced, or a full disk.
     """
     if name not in SYNTHETIC:
         raise Pix2PixError(f"unknown synthetic dataset {name!r}; choose from {', '.join(SYNTHETIC)}")
     if size < 32:
         raise Pix2PixError(f"size must be at least 32; got {size}")
+    if not 0 <= seed < 2**32:  # NumPy's seeds are unsigned 32-bit
+        raise Pix2PixError(f"seed must be a whole number in [0, 4294967296); got {seed}")
     draw_pair = SYNTHETIC[name]
     counts = split_counts(count)
     start = time.perf_counter()
-    for split_id, (split, n) in enumerate(counts.items()):
-        folder = Path(out) / split
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            rng = np.random.default_rng([seed, split_id, i])
-            a, b = draw_pair(rng, size)
-            Image.fromarray(np.concatenate([a, b], axis=1)).save(
-                folder / f"{i + 1}.jpg", quality=95, subsampling=0
-            )  # 4:4:4 keeps label edges crisp
+    stamp = {"name": name, "count": count, "size": size, "seed": seed}
+    with staged_output(
+        Path(out),
+        f"the synthetic {name} dataset",
+        marker=MARKER,
+        made_by="pix2pix-tf data synth",
+        stamp=stamp,
+    ) as stage:
+        for split_id, (split, n) in enumerate(counts.items()):
+            folder = stage / split
+            folder.mkdir()
+            for i in range(n):
+                rng = np.random.default_rng([seed, split_id, i])
+                a, b = draw_pair(rng, size)
+                Image.fromarray(np.concatenate([a, b], axis=1)).save(
+                    folder / f"{i + 1}.jpg", quality=95, subsampling=0
+                )  # 4:4:4 keeps label edges crisp
     print(
         f"wrote {count} {name} pairs ({size}px) to {out} in {time.perf_counter() - start:.1f}s: "
         + ", ".join(f"{k} {v}" for k, v in counts.items())

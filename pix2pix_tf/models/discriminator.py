@@ -21,7 +21,7 @@ from __future__ import annotations
 import keras
 
 from pix2pix_tf.errors import Pix2PixError
-from pix2pix_tf.models.layers import norm_layer, uses_bias, weight_init
+from pix2pix_tf.models.layers import model_seed, norm_layer, uses_bias, weight_init
 
 N_LAYERS = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}  # receptive field -> stride-2 convs
 
@@ -55,7 +55,8 @@ def build_discriminator(
             False (GAN) has only the `target_image` input.
         norm: "batch", "instance" or "none".
         dtype: Keras dtype policy for the layers; the logits are always float32.
-        seed: seed of the weight initialiser.
+        seed: seed of the weight initialisers (each layer's is derived from it);
+            None draws one from Python's RNG, which `keras.utils.set_random_seed` seeds.
 
     Returns:
         A functional model with inputs [input_image, target_image] (conditional) or
@@ -69,7 +70,7 @@ def build_discriminator(
             f"a {receptive_field}x{receptive_field} PatchGAN needs images of at least "
             f"{_min_size(n_layers)} px; got {image_size}"
         )
-    init = weight_init(seed)
+    seed = model_seed(seed)
     bias = uses_bias(norm)
     target = keras.Input((image_size, image_size, out_channels), name="target_image")
     if conditional:
@@ -87,7 +88,7 @@ def build_discriminator(
             kernel,
             strides=stride,
             padding="same" if stride == 2 else "valid",
-            kernel_initializer=init,
+            kernel_initializer=weight_init(seed, f"conv{index}"),
             use_bias=bias or not normalise,
             name=f"conv{index}",
             dtype=dtype,
@@ -111,7 +112,13 @@ def build_discriminator(
     if pad:
         x = keras.layers.ZeroPadding2D(1, name="pad_out", dtype=dtype)(x)
     logits = keras.layers.Conv2D(
-        1, kernel, strides=1, padding="valid", kernel_initializer=init, name="logits", dtype="float32"
+        1,
+        kernel,
+        strides=1,
+        padding="valid",
+        kernel_initializer=weight_init(seed, "logits"),
+        name="logits",
+        dtype="float32",
     )(x)  # (batch, P, P, 1)
     return keras.Model(inputs, logits, name=name)
 

@@ -10,10 +10,13 @@ pre-activation and the decoder's ReLU acts on them.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import keras
 
 from pix2pix_tf.errors import Pix2PixError
-from pix2pix_tf.models.layers import norm_layer, uses_bias, weight_init
+from pix2pix_tf.models.layers import model_seed, norm_layer, uses_bias, weight_init
 
 N_DROPOUT_BLOCKS = 3  # paper: dropout in the first three decoder layers
 
@@ -62,7 +65,8 @@ def build_generator(
         dropout: rate in the three innermost decoder blocks (0 disables it).
         dtype: Keras dtype policy for the layers, e.g. "mixed_bfloat16"; the tanh
             output is always float32.
-        seed: seed of the weight initialiser.
+        seed: seed of the weight initialisers (each layer's is derived from it);
+            None draws one from Python's RNG, which `keras.utils.set_random_seed` seeds.
 
     Returns:
         A functional model mapping `input_image` (batch, S, S, in_channels) in
@@ -71,7 +75,7 @@ def build_generator(
     """
     depth = unet_depth(image_size)
     filters = encoder_filters(depth, ngf)
-    init = weight_init(seed)
+    seed = model_seed(seed)
     bias = uses_bias(norm)
     inputs = keras.Input((image_size, image_size, in_channels), name="input_image")
 
@@ -85,7 +89,7 @@ def build_generator(
             4,
             strides=2,
             padding="same",
-            kernel_initializer=init,
+            kernel_initializer=weight_init(seed, f"down{i + 1}_conv"),
             use_bias=bias or innermost or outermost,
             name=f"down{i + 1}_conv",
             dtype=dtype,
@@ -103,7 +107,7 @@ def build_generator(
             4,
             strides=2,
             padding="same",
-            kernel_initializer=init,
+            kernel_initializer=weight_init(seed, f"up{i + 2}_convT"),
             use_bias=bias,
             name=f"up{i + 2}_convT",
             dtype=dtype,
@@ -119,10 +123,42 @@ def build_generator(
 
     x = keras.layers.ReLU(name="up1_relu", dtype=dtype)(x)
     x = keras.layers.Conv2DTranspose(
-        out_channels, 4, strides=2, padding="same", kernel_initializer=init, name="up1_convT", dtype=dtype
+        out_channels,
+        4,
+        strides=2,
+        padding="same",
+        kernel_initializer=weight_init(seed, "up1_convT"),
+        name="up1_convT",
+        dtype=dtype,
     )(x)
     outputs = keras.layers.Activation("tanh", name="output_image", dtype="float32")(x)  # (batch, S, S, out)
     return keras.Model(inputs, outputs, name=name)
+
+
+_MOMENTUM_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def _batch_statistics_only(generator: keras.Model):
+    """Training-mode calls made inside normalise with batch statistics and update nothing.
+
+    Keras' BatchNormalization updates `moving * momentum + batch * (1 - momentum)` and
+    reads `momentum` when it is called or traced: at 1.0 the update writes back the
+    value it read. Nothing is saved and restored, so the trick also holds inside a
+    traced function (the constant is baked in) and under concurrent calls of one.
+    """
+    layers = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    # One at a time: two overlapping calls could otherwise each save the other's 1.0
+    # and leave it in place, freezing the statistics of later training.
+    with _MOMENTUM_LOCK:
+        momenta = [layer.momentum for layer in layers]
+        for layer in layers:
+            layer.momentum = 1.0
+        try:
+            yield
+        finally:
+            for layer, momentum in zip(layers, momenta):
+                layer.momentum = momentum
 
 
 def generate(generator: keras.Model, images, stochastic: bool = False):
@@ -134,24 +170,18 @@ def generate(generator: keras.Model, images, stochastic: bool = False):
         stochastic: False (default, used for export): dropout off, batch norm with
             its moving statistics, so the same input always gives the same output.
             True: the paper's test mode (sec. 6.3 of the appendix): dropout on and
-            batch norm with the statistics of this batch. The moving statistics a
-            training-mode call would update are restored, so the model is unchanged.
+            batch norm with the statistics of this batch; the moving statistics are
+            not changed. Eager or inside a `tf.function` (the exported
+            `serving_stochastic` signature is this call, traced).
 
     Returns:
         The generated images, float32 in [-1, 1].
     """
     if not stochastic:
         return generator(images, training=False)
-    # Only the batch-norm statistics are restored: the dropout layers' seed state
-    # must advance, or every call would draw the same mask.
-    moving = [
-        v
-        for layer in generator.layers
-        if isinstance(layer, keras.layers.BatchNormalization)
-        for v in (layer.moving_mean, layer.moving_variance)
-    ]
-    saved = [v.numpy() for v in moving]
-    outputs = generator(images, training=True)
-    for variable, value in zip(moving, saved):
-        variable.assign(value)
-    return outputs
+    # The no-op update is exact only for finite batch statistics (0 * inf is NaN), so
+    # inputs are held to the model's range. (An empty batch fails in the first
+    # convolution, before any statistic is computed.)
+    images = keras.ops.clip(keras.ops.nan_to_num(images), -1.0, 1.0)
+    with _batch_statistics_only(generator):
+        return generator(images, training=True)
