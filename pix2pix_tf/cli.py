@@ -214,27 +214,12 @@ def _add_train_command(sub):
 
 
 def _predict(args):
-    from pix2pix_tf.evaluate import load_generator, predict
+    from pix2pix_tf.inference import load, predict
 
-    if args.model:
-        from pix2pix_tf.export import load_runner
-
-        if args.stochastic:
-            raise Pix2PixError("--stochastic needs --workdir: exported models are deterministic")
-        runner = load_runner(args.model)
-        predict(runner, runner.image_size, runner.channels, args.input, args.output, args.input_half)
-        return
-    from pix2pix_tf.models import generate
-
-    generator, config, _ = load_generator(args.workdir)
-    predict(
-        lambda x: generate(generator, x, stochastic=args.stochastic),
-        config.data.image_size,
-        config.data.channels,
-        args.input,
-        args.output,
-        args.input_half,
-    )
+    if args.model and args.stochastic:
+        raise Pix2PixError("--stochastic needs --workdir: exported models are deterministic")
+    translator = load(args.model or args.workdir, stochastic=args.stochastic)
+    predict(translator, args.input, args.output, half=args.input_half, native_size=args.native_size)
 
 
 def _export(args):
@@ -246,7 +231,8 @@ def _export(args):
 
 def _evaluate(args):
     from pix2pix_tf.config import eval_dir
-    from pix2pix_tf.evaluate import evaluate, load_generator
+    from pix2pix_tf.evaluate import evaluate
+    from pix2pix_tf.inference import load_generator
 
     generator, config, step = load_generator(args.workdir)
     out = args.out or eval_dir(args.workdir, args.split, step)
@@ -278,6 +264,11 @@ def _add_use_commands(sub):
     p.add_argument("--input", required=True, help="an image file or a folder of images (any size)")
     p.add_argument("--output", required=True, help="folder for the translated PNGs")
     p.add_argument("--stochastic", action="store_true", help="dropout on, as the paper's test mode")
+    p.add_argument(
+        "--native-size",
+        action="store_true",
+        help="translate at each image's own resolution (padded to the U-Net's multiple) instead of the model size",
+    )
     p.add_argument(
         "--input-half",
         choices=("left", "right"),

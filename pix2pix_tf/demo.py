@@ -28,8 +28,9 @@ from pix2pix_tf.config import (
 from pix2pix_tf.data.files import find_pairs
 from pix2pix_tf.data.synthetic import synthesize
 from pix2pix_tf.errors import Pix2PixError
-from pix2pix_tf.evaluate import evaluate, load_generator
+from pix2pix_tf.evaluate import evaluate
 from pix2pix_tf.export import export
+from pix2pix_tf.inference import load_generator
 from pix2pix_tf.models import generator_for
 from pix2pix_tf.train import TrainResult, resolve_config, train
 

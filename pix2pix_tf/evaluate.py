@@ -10,36 +10,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.checkpoints import restore_newest_readable
-from pix2pix_tf.config import CHECKPOINT_DIR, CONFIG_FILE, Config, load_config, write_json
+from pix2pix_tf.config import Config, write_json
 from pix2pix_tf.data.files import find_pairs
-from pix2pix_tf.data.images import IMAGE_EXTENSIONS, list_images
-from pix2pix_tf.data.pipeline import decode_image, eval_dataset, image_to_model, to_uint8
-from pix2pix_tf.errors import Pix2PixError
-from pix2pix_tf.models import generate, generator_for
-from pix2pix_tf.outputs import staged_output, write_file
+from pix2pix_tf.data.pipeline import eval_dataset, to_uint8
+from pix2pix_tf.models import generate
+from pix2pix_tf.outputs import staged_output
 
 EVAL_MARKER = ".pix2pix_tf_eval"  # in every results folder evaluate wrote
-
-
-def load_generator(workdir: str | Path) -> tuple[keras.Model, Config, int]:
-    """Rebuilds the generator of a training work dir from its config.json and latest checkpoint.
-
-    Returns:
-        (generator, config, step of the checkpoint).
-    """
-    workdir = Path(workdir)
-    if not workdir.is_dir():
-        raise Pix2PixError(f"{workdir}: work dir not found")
-    config = load_config(workdir / CONFIG_FILE)
-    generator = generator_for(config, precision="float32")  # float32 weights whatever the training precision
-    step = tf.Variable(0, dtype=tf.int64)
-    restored = restore_newest_readable(
-        tf.train.Checkpoint(generator=generator, step=step), workdir / CHECKPOINT_DIR, partial=True
-    )
-    if restored is None:
-        raise Pix2PixError(f"{workdir / CHECKPOINT_DIR}: no checkpoint found; train first")
-    return generator, config, int(step)
 
 
 def image_metrics(output: np.ndarray, target: np.ndarray) -> dict[str, float]:
@@ -140,63 +117,3 @@ def _write_index(out_dir: Path, result: dict, title: str) -> None:
 {rows}
 </table></body></html>
 """)
-
-
-def input_files(path: str | Path) -> list[Path]:
-    """An image file, or the images in a folder."""
-    path = Path(path)
-    if path.is_dir():
-        files = list_images(path)
-        if not files:
-            raise Pix2PixError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
-        return files
-    if not path.exists():
-        raise Pix2PixError(f"{path}: no such file or folder")
-    return [path]
-
-
-def translate_file(translate, path: Path, image_size: int, channels: int, half: str | None = None) -> np.ndarray:
-    """Reads any-size image, runs `translate` at the model size and returns uint8 at the original size.
-
-    Args:
-        translate: function from a (1, S, S, C) float32 batch in [-1, 1] to the same.
-        path: image file (JPEG/PNG/BMP/GIF).
-        image_size: the model's input side S.
-        channels: the model's channel count.
-        half: "left" or "right" to translate one half of an A|B image (e.g. a
-            standard dataset's test file); None for the whole image.
-    """
-    try:
-        image = decode_image(tf.io.read_file(str(path)), channels)
-    except tf.errors.OpError:
-        raise Pix2PixError(f"{path}: not a readable JPEG/PNG/BMP/GIF image") from None
-    if half is not None:
-        middle = int(image.shape[1]) // 2
-        image = image[:, :middle] if half == "left" else image[:, middle : 2 * middle]
-    y = translate(image_to_model(image, image_size)[None])
-    return to_uint8(tf.convert_to_tensor(y)[0], size=tf.shape(image)[:2]).numpy()
-
-
-def predict(
-    translate, image_size: int, channels: int, inputs: str | Path, output_dir: str | Path, half: str | None = None
-) -> list[Path]:
-    """Translates an image or a folder of images into `output_dir` as PNGs of the same size and stem.
-
-    `half` ("left"/"right") translates one half of A|B images; see `translate_file`.
-    """
-    output_dir, files = Path(output_dir), input_files(inputs)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise Pix2PixError(f"{output_dir}: is a file; --output takes the folder to write the PNGs to")
-    # Outputs are named like their inputs: written into the input folder, they would
-    # replace the user's own PNGs.
-    if output_dir.resolve() in {path.parent.resolve() for path in files}:
-        raise Pix2PixError(f"{output_dir}: is the input folder; write the translations to another folder")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in files:
-        result = translate_file(translate, path, image_size, channels, half)
-        target = output_dir / f"{path.stem}.png"
-        write_file(target, tf.io.encode_png(result).numpy(), f"the translation of {path}")
-        written.append(target)
-    print(f"wrote {len(written)} image(s) to {output_dir}")
-    return written

@@ -47,15 +47,14 @@ from pix2pix_tf.config import (
 )
 from pix2pix_tf.data.files import find_pairs
 from pix2pix_tf.data.pipeline import decode_image, eval_dataset, image_to_model, to_uint8, train_dataset
-from pix2pix_tf.errors import Pix2PixError, short_message
-from pix2pix_tf.evaluate import load_generator
-from pix2pix_tf.models import generate
+from pix2pix_tf.errors import Pix2PixError
+from pix2pix_tf.inference import NATIVE_SIGNATURE, SAVED_MODEL_DIR, TFLiteRunner, load_generator
+from pix2pix_tf.models import any_size, generate
 from pix2pix_tf.outputs import check_replaceable, staged_output
 from pix2pix_tf.runtime import quiet_native_output
 
 # Minimum agreement with the Keras model (PSNR of the outputs, dB) for a variant to ship.
 AGREEMENT_GATES = {"float32": 60.0, "float16": 40.0, "int8": 28.0, "dynamic": 28.0}
-SAVED_MODEL_DIR = "saved_model"
 MARKER = ".pix2pix_tf_export"
 STOCHASTIC_TFLITE_NOTE = (
     "TFLite models are deterministic only: dropout at inference needs Keras' random seed state, "
@@ -91,9 +90,18 @@ class GeneratorModule(tf.Module):
         self.serve_stochastic = tf.function(
             self._serve_stochastic, input_signature=[tf.TensorSpec([None, *spec], tf.float32, "input_image")]
         )
+        self._keras.any_size = any_size(generator)  # the same layers and weights, any H x W
+        self.serve_any_size = tf.function(
+            self._serve_any_size,
+            input_signature=[tf.TensorSpec([None, None, None, self.channels], tf.float32, "input_image")],
+        )
 
     def _serve(self, input_image):
         return {"output_image": self._keras.generator(input_image, training=False)}
+
+    def _serve_any_size(self, input_image):
+        # Height and width must be multiples of 2^depth (inference.Translator pads to them).
+        return {"output_image": self._keras.any_size(input_image, training=False)}
 
     def _serve_stochastic(self, input_image):
         return {"output_image": generate(self._keras.generator, input_image, stochastic=True)}
@@ -149,30 +157,6 @@ def _tflite_bytes(generator: keras.Model, variant: str, representative: list[np.
     with contextlib.redirect_stdout(io.StringIO()), quiet_native_output(stdout=True), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "statistics for quantized inputs": I/O stays float32
         return converter.convert()
-
-
-class TFLiteRunner:
-    """Runs a .tflite generator with ai-edge-litert, one image at a time."""
-
-    def __init__(self, model: str | Path | bytes, num_threads: int = 2):
-        from ai_edge_litert.interpreter import Interpreter
-
-        kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-        with quiet_native_output():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
-            self.interpreter = Interpreter(num_threads=num_threads, **kwargs)
-            self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        self.image_size, self.channels = int(self.input["shape"][1]), int(self.input["shape"][3])
-
-    def __call__(self, batch) -> np.ndarray:
-        """(N, S, S, C) float32 in [-1, 1] -> same, one interpreter call per image."""
-        outputs = []
-        for image in np.asarray(batch, np.float32):
-            self.interpreter.set_tensor(self.input["index"], image[None])
-            self.interpreter.invoke()
-            outputs.append(self.interpreter.get_tensor(self.output["index"])[0])
-        return np.stack(outputs)
 
 
 def psnr(a, b) -> float:
@@ -414,6 +398,7 @@ def _export_into(
         "serving_default": module.serve.get_concrete_function(),
         "translate_image": module.translate_image.get_concrete_function(),
         "translate_bytes": module.translate_bytes.get_concrete_function(),
+        NATIVE_SIGNATURE: module.serve_any_size.get_concrete_function(),
     }
     if stochastic:
         signatures["serving_stochastic"] = module.serve_stochastic.get_concrete_function()
@@ -473,47 +458,3 @@ def _export_into(
         "notes": notes,
         "model_card": card,
     }
-
-
-class SavedModelRunner:
-    """Runs the `serving_default` signature of an exported SavedModel."""
-
-    def __init__(self, path: str | Path):
-        path = Path(path)
-        if not (path / "saved_model.pb").exists():
-            raise Pix2PixError(f"{path}: not a SavedModel directory (no saved_model.pb)")
-        try:
-            signatures = tf.saved_model.load(str(path)).signatures
-        except (OSError, ValueError, tf.errors.OpError) as e:
-            raise Pix2PixError(f"{path}: not a readable SavedModel ({short_message(e)})") from None
-        if "serving_default" not in signatures:
-            raise Pix2PixError(f"{path}: expected a serving_default signature; found {sorted(signatures) or 'none'}")
-        self.signature = signatures["serving_default"]
-        spec = self.signature.structured_input_signature[1]["input_image"]
-        self.image_size, self.channels = int(spec.shape[1]), int(spec.shape[3])
-
-    def __call__(self, batch):
-        return self.signature(input_image=tf.convert_to_tensor(batch, tf.float32))["output_image"]
-
-
-def load_runner(path: str | Path):
-    """A translator for an exported model: a SavedModel directory (or an export DIR) or a .tflite file.
-
-    Returns:
-        A callable from (N, S, S, C) float32 in [-1, 1] to the same, with
-        `image_size` and `channels` attributes.
-
-    Raises:
-        Pix2PixError: the path is missing or not a readable model.
-    """
-    path = Path(path)
-    if path.suffix == ".tflite":
-        if not path.is_file():
-            raise Pix2PixError(f"{path}: no such file")
-        try:
-            return TFLiteRunner(path)
-        except (ValueError, RuntimeError) as e:  # the interpreter's "not a valid Flatbuffer", failed allocation
-            raise Pix2PixError(f"{path}: not a TFLite model ({short_message(e)})") from None
-    if (path / SAVED_MODEL_DIR / "saved_model.pb").exists():
-        path = path / SAVED_MODEL_DIR
-    return SavedModelRunner(path)

@@ -18,8 +18,9 @@ from pix2pix_tf.cli import main
 from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
 from pix2pix_tf.data.synthetic import synthesize
 from pix2pix_tf.errors import Pix2PixError
-from pix2pix_tf.evaluate import load_generator, to_uint8, translate_file
-from pix2pix_tf.export import AGREEMENT_GATES, MARKER, TFLiteRunner, export, load_runner, psnr
+from pix2pix_tf.evaluate import to_uint8
+from pix2pix_tf.export import AGREEMENT_GATES, MARKER, export, psnr
+from pix2pix_tf.inference import TFLiteRunner, Translator, load, load_generator
 from pix2pix_tf.models import generate
 from pix2pix_tf.train import train
 
@@ -97,7 +98,13 @@ def test_variables_are_stored_once(exported, keras_generator):
 
 def test_signatures_match_the_keras_model(exported, keras_generator):
     loaded = tf.saved_model.load(str(exported[0] / "saved_model"))
-    assert set(loaded.signatures) == {"serving_default", "translate_image", "translate_bytes", "serving_stochastic"}
+    assert set(loaded.signatures) == {
+        "serving_default",
+        "translate_image",
+        "translate_bytes",
+        "serving_stochastic",
+        "serving_any_size",
+    }
     x = _inputs()
     expected = keras_generator(x, training=False).numpy()
     got = loaded.signatures["serving_default"](input_image=x)["output_image"].numpy()
@@ -127,7 +134,8 @@ def test_translate_bytes_any_format_and_size(exported, keras_generator, tmp_path
     assert list(out) == ["output_bytes"]
     for f, png in zip(files, out["output_bytes"].numpy()):
         image = tf.io.decode_png(png).numpy()
-        expected = translate_file(lambda x: keras_generator(x, training=False), f, 32, 3)
+        keras_translator = Translator(keras_generator, keras_generator, 32, 3, "keras", Path("."))
+        expected = keras_translator(f)
         assert image.shape == expected.shape
         assert np.abs(image.astype(int) - expected).max() <= 2
 
@@ -414,17 +422,6 @@ def test_int8_ships_only_if_it_passes_its_gate(trained, monkeypatch, tmp_path):
 def test_bad_requests(trained, tmp_path):
     with pytest.raises(Pix2PixError, match=r"unknown TFLite variant\(s\) \['int4'\]"):
         export(trained / "work", tmp_path / "e", tflite=("int4",))
-    with pytest.raises(Pix2PixError, match="not a SavedModel directory"):
-        load_runner(tmp_path)
-    with pytest.raises(Pix2PixError, match="no such file"):
-        load_runner(tmp_path / "missing.tflite")
-    (tmp_path / "junk.tflite").write_bytes(b"not a flatbuffer" * 64)
-    with pytest.raises(Pix2PixError, match=r"junk.tflite: not a TFLite model \("):
-        load_runner(tmp_path / "junk.tflite")
-    (tmp_path / "export/saved_model").mkdir(parents=True)
-    (tmp_path / "export/saved_model/saved_model.pb").write_bytes(b"not a protobuf" * 64)
-    with pytest.raises(Pix2PixError, match=r"saved_model: not a readable SavedModel \("):
-        load_runner(tmp_path / "export")
 
 
 def test_a_damaged_run_record_is_one_clear_error(trained, tmp_path):
@@ -449,8 +446,7 @@ def test_shipped_demo_model_works_before_anyone_trains(tmp_path):
     test_file = tmp_path / "data/test/1.jpg"
     outputs = {}
     for name in ("saved_model", "generator_float16.tflite", "generator_int8.tflite"):
-        runner = load_runner(SHIPPED / name)
-        outputs[name] = translate_file(runner, test_file, runner.image_size, runner.channels, half="right")
+        outputs[name] = load(SHIPPED / name)(test_file, half="right")
         assert outputs[name].shape == (64, 64, 3)
     reference = outputs["saved_model"].astype(float) / 127.5 - 1
     assert psnr(outputs["generator_float16.tflite"].astype(float) / 127.5 - 1, reference) >= 40

@@ -227,7 +227,7 @@ def _truncate(prefix):
 
 
 def test_unreadable_newest_checkpoint_falls_back_to_an_older_one(facades, tmp_path, capsys):
-    from pix2pix_tf.evaluate import load_generator
+    from pix2pix_tf.inference import load_generator
 
     train(TINY.replace(train={"steps": 4, "checkpoint_every": 2}), facades, tmp_path)
     _truncate(tmp_path / "checkpoints/ckpt-4")

@@ -6,7 +6,7 @@ import keras
 
 from pix2pix_tf.config import Config
 from pix2pix_tf.models.discriminator import build_discriminator, receptive_field
-from pix2pix_tf.models.generator import build_generator, generate, unet_depth
+from pix2pix_tf.models.generator import any_size, build_generator, generate, unet_depth
 
 
 def _dtype(precision: str) -> str | None:
@@ -47,6 +47,7 @@ def build_models(config: Config, seed: int | None = None) -> tuple[keras.Model, 
 
 
 __all__ = [
+    "any_size",
     "build_discriminator",
     "build_generator",
     "build_models",

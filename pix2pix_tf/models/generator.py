@@ -135,6 +135,18 @@ def build_generator(
     return keras.Model(inputs, outputs, name=name)
 
 
+def any_size(generator: keras.Model) -> keras.Model:
+    """The same generator (the same layers and weights) on an input of any height and width.
+
+    The U-Net is fully convolutional: built for S x S, it applies to H x W when both
+    are multiples of 2^depth (see `unet_depth`). Nothing is copied, so training the
+    one trains the other and a SavedModel holding both stores each weight once.
+    """
+    channels = generator.input_shape[-1]
+    source = keras.Input((None, None, channels), name="input_image")
+    return keras.models.clone_model(generator, input_tensors=source, clone_function=lambda layer: layer)
+
+
 _MOMENTUM_LOCK = threading.RLock()
 
 

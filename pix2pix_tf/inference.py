@@ -1,0 +1,331 @@
+"""A trained generator, whatever form it is in, applied to images.
+
+`load(path)` (and, for training code that needs the Keras model itself,
+`load_generator`) is how the package gets a trained model: `predict`, `evaluate`,
+export and the notebooks go through it. It takes a training
+work dir (config.json + checkpoints), an export dir, a SavedModel dir or a .tflite
+file and returns a `Translator`, which maps images of any size to images of the
+same size in one of two ways:
+
+* at the model size (default): resize to S x S, translate, resize back, which is
+  what the network saw in training;
+* at the image's own resolution (`native_size=True`): pad to the next size the
+  U-Net accepts (a multiple of 2^depth), translate, crop back. The paper (sec. 4.4)
+  trains at 256 and applies the generator to 512 x 512 maps: a fully
+  convolutional network need not squash a 300 x 451 photo to 256 x 256.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pix2pix_tf.checkpoints import restore_newest_readable
+from pix2pix_tf.config import CHECKPOINT_DIR, CONFIG_FILE, Config, load_config
+from pix2pix_tf.data.images import IMAGE_EXTENSIONS, list_images
+from pix2pix_tf.data.pipeline import decode_image, image_to_model, to_uint8
+from pix2pix_tf.errors import Pix2PixError, short_message
+from pix2pix_tf.models import any_size, generate, generator_for, unet_depth
+from pix2pix_tf.outputs import write_file
+from pix2pix_tf.runtime import quiet_native_output
+
+SAVED_MODEL_DIR = "saved_model"  # inside an export dir
+NATIVE_SIGNATURE = "serving_any_size"  # float32 (N, H, W, C), H and W multiples of 2^depth
+
+
+def load_generator(workdir: str | Path) -> tuple[keras.Model, Config, int]:
+    """Rebuilds the generator of a training work dir from its config.json and newest readable checkpoint.
+
+    Returns:
+        (generator, config, step of the checkpoint).
+    """
+    workdir = Path(workdir)
+    if not workdir.is_dir():
+        raise Pix2PixError(f"{workdir}: work dir not found")
+    config = load_config(workdir / CONFIG_FILE)
+    generator = generator_for(config, precision="float32")  # float32 weights whatever the training precision
+    step = tf.Variable(0, dtype=tf.int64)
+    checkpoint = tf.train.Checkpoint(generator=generator, step=step)
+    if restore_newest_readable(checkpoint, workdir / CHECKPOINT_DIR, partial=True) is None:
+        raise Pix2PixError(f"{workdir / CHECKPOINT_DIR}: no checkpoint found; train first")
+    return generator, config, int(step)
+
+
+class TFLiteRunner:
+    """Runs a .tflite generator with ai-edge-litert, one image at a time.
+
+    Args:
+        model: a .tflite path or its bytes.
+        num_threads: interpreter threads.
+    """
+
+    def __init__(self, model: str | Path | bytes, num_threads: int = 2):
+        from ai_edge_litert.interpreter import Interpreter
+
+        kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+        with quiet_native_output():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+            self.interpreter = Interpreter(num_threads=num_threads, **kwargs)
+            self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.image_size, self.channels = int(self.input["shape"][1]), int(self.input["shape"][3])
+        self._shape = tuple(int(d) for d in self.input["shape"])
+
+    def __call__(self, batch) -> np.ndarray:
+        """(N, H, W, C) float32 in [-1, 1] -> the same, one interpreter call per image.
+
+        H x W other than the converted size resizes the interpreter's input first.
+        """
+        outputs = []
+        for image in np.asarray(batch, np.float32):
+            shape = (1, *image.shape)
+            if shape != self._shape:
+                self.interpreter.resize_tensor_input(self.input["index"], shape, strict=False)
+                self.interpreter.allocate_tensors()
+                self._shape = shape
+            self.interpreter.set_tensor(self.input["index"], image[None])
+            self.interpreter.invoke()
+            outputs.append(self.interpreter.get_tensor(self.output["index"])[0])
+        return np.stack(outputs)
+
+
+@dataclasses.dataclass
+class Translator:
+    """A trained generator applied to images; see `load`.
+
+    Attributes:
+        run: (N, S, S, C) float32 in [-1, 1] at the model size -> the same.
+        run_any_size: (N, H, W, C) with H, W multiples of `multiple` -> the same.
+        image_size: the side S the model was trained at.
+        channels: image channels in and out.
+        kind: "workdir", "saved_model" or "tflite".
+        path: where it was loaded from.
+    """
+
+    run: Callable[[np.ndarray], np.ndarray]
+    run_any_size: Callable[[np.ndarray], np.ndarray]
+    image_size: int
+    channels: int
+    kind: str
+    path: Path
+
+    @property
+    def multiple(self) -> int:
+        """Native-size inputs are padded to a multiple of this: 2 to the U-Net's depth."""
+        return 2 ** unet_depth(self.image_size)
+
+    def __call__(self, images, native_size: bool = False, half: str | None = None):
+        """Translates images; each result has its input's size.
+
+        Args:
+            images: one image (uint8 array (H, W, C) or (H, W), PIL image, or file
+                path), a uint8 batch (N, H, W, C), or a list of images.
+            native_size: translate at each image's own resolution instead of the
+                model size (see the module docstring).
+            half: "left" or "right": translate only that half of A|B images (e.g.
+                the label maps of a standard dataset's test files).
+
+        Returns:
+            uint8 (H, W, C) for one image, (N, H, W, C) for a batch, a list for a list.
+        """
+        if isinstance(images, list | tuple):
+            return [self._one(image, native_size, half) for image in images]
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            return np.stack([self._one(image, native_size, half) for image in images])
+        return self._one(images, native_size, half)
+
+    def _one(self, image, native_size: bool, half: str | None) -> np.ndarray:
+        image = as_image(image, self.channels)
+        if half is not None:
+            middle = int(image.shape[1]) // 2
+            image = image[:, :middle] if half == "left" else image[:, middle : 2 * middle]
+        height, width = int(image.shape[0]), int(image.shape[1])
+        if not native_size:
+            y = self.run(image_to_model(image, self.image_size)[None].numpy())
+            return to_uint8(tf.convert_to_tensor(y)[0], size=(height, width)).numpy()
+        m = self.multiple
+        padded_h, padded_w = -(-height // m) * m, -(-width // m) * m
+        # Edge padding: a border of repeated pixels, not black bars the network would translate.
+        x = np.pad(
+            np.asarray(image, np.float32) / 127.5 - 1.0,
+            ((0, padded_h - height), (0, padded_w - width), (0, 0)),
+            mode="edge",
+        )
+        y = np.asarray(self.run_any_size(x[None]))[0, :height, :width]
+        return to_uint8(tf.convert_to_tensor(y)).numpy()
+
+
+def as_image(image, channels: int) -> tf.Tensor:
+    """A file path, PIL image or array -> uint8 (H, W, channels), converted as training decodes files.
+
+    Raises:
+        Pix2PixError: an unreadable file or an array that is not an image.
+    """
+    if isinstance(image, str | Path):
+        try:
+            return decode_image(tf.io.read_file(str(image)), channels)
+        except tf.errors.OpError as e:
+            raise Pix2PixError(f"{image}: not a readable JPEG/PNG/BMP/GIF image ({short_message(e)})") from None
+    if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
+        image = np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise Pix2PixError(f"expected a uint8 image (values 0-255); got dtype {array.dtype}")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4) or min(array.shape[:2]) < 1:
+        raise Pix2PixError(f"expected an image of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {array.shape}")
+    if array.shape[-1] == 4:
+        array = array[..., :3]  # alpha dropped, as for files
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    image = tf.convert_to_tensor(array)
+    return tf.image.rgb_to_grayscale(image) if channels == 1 else image
+
+
+def _from_workdir(path: Path, stochastic: bool) -> Translator:
+    generator, config, _ = load_generator(path)
+    native = any_size(generator)
+    return Translator(
+        run=lambda x: generate(generator, x, stochastic=stochastic).numpy(),
+        run_any_size=lambda x: generate(native, x, stochastic=stochastic).numpy(),
+        image_size=config.data.image_size,
+        channels=config.data.channels,
+        kind="workdir",
+        path=path,
+    )
+
+
+def _from_saved_model(path: Path) -> Translator:
+    try:
+        with quiet_native_output():
+            loaded = tf.saved_model.load(str(path))
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        raise Pix2PixError(f"{path}: not a readable SavedModel ({short_message(e)})") from None
+    signatures = loaded.signatures
+    if "serving_default" not in signatures:
+        raise Pix2PixError(f"{path}: expected a serving_default signature; found {sorted(signatures) or 'none'}")
+    serve = signatures["serving_default"]
+    spec = serve.structured_input_signature[1]["input_image"]
+
+    def run_any_size(x):
+        if NATIVE_SIGNATURE not in signatures:
+            raise Pix2PixError(
+                f"{path}: has no {NATIVE_SIGNATURE} signature (exported before native-size support); export it again"
+            )
+        return signatures[NATIVE_SIGNATURE](input_image=tf.convert_to_tensor(x, tf.float32))["output_image"].numpy()
+
+    return Translator(
+        run=lambda x: serve(input_image=tf.convert_to_tensor(x, tf.float32))["output_image"].numpy(),
+        run_any_size=run_any_size,
+        image_size=int(spec.shape[1]),
+        channels=int(spec.shape[3]),
+        kind="saved_model",
+        path=path,
+    )
+
+
+def _from_tflite(path: Path, num_threads: int) -> Translator:
+    if not path.is_file():
+        raise Pix2PixError(f"{path}: no such file")
+    try:
+        runner = TFLiteRunner(path, num_threads=num_threads)
+    except (ValueError, RuntimeError) as e:  # the interpreter's "not a valid Flatbuffer", failed allocation
+        raise Pix2PixError(f"{path}: not a TFLite model ({short_message(e)})") from None
+    return Translator(runner, runner, runner.image_size, runner.channels, "tflite", path)
+
+
+def load(path: str | Path, stochastic: bool = False, num_threads: int = 2) -> Translator:
+    """Loads a trained generator in any of its forms.
+
+    Args:
+        path: a training work dir, an export dir (holding saved_model/), a
+            SavedModel dir, or a .tflite file.
+        stochastic: the paper's test mode (dropout on, batch statistics); work
+            dirs only, as exported models are deterministic.
+        num_threads: TFLite interpreter threads.
+
+    Returns:
+        A `Translator`.
+
+    Raises:
+        Pix2PixError: the path is missing or holds no readable model.
+    """
+    path = Path(path)
+    if path.suffix == ".tflite":
+        kind = "tflite"
+    elif (path / CONFIG_FILE).is_file() and (path / CHECKPOINT_DIR).is_dir():
+        kind = "workdir"
+    elif (path / SAVED_MODEL_DIR / "saved_model.pb").is_file():
+        path, kind = path / SAVED_MODEL_DIR, "saved_model"
+    elif (path / "saved_model.pb").is_file():
+        kind = "saved_model"
+    elif not path.exists():
+        raise Pix2PixError(f"{path}: no such file or folder")
+    else:
+        raise Pix2PixError(
+            f"{path}: not a model: expected a work dir (config.json + checkpoints/), an export dir, "
+            "a SavedModel dir (saved_model.pb) or a .tflite file"
+        )
+    if stochastic and kind != "workdir":
+        raise Pix2PixError(f"{path}: stochastic mode needs a training work dir; exported models are deterministic")
+    if kind == "workdir":
+        return _from_workdir(path, stochastic)
+    if kind == "saved_model":
+        return _from_saved_model(path)
+    return _from_tflite(path, num_threads)
+
+
+def input_files(path: str | Path) -> list[Path]:
+    """An image file, or the images in a folder."""
+    path = Path(path)
+    if path.is_dir():
+        files = list_images(path)
+        if not files:
+            raise Pix2PixError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
+        return files
+    if not path.exists():
+        raise Pix2PixError(f"{path}: no such file or folder")
+    return [path]
+
+
+def predict(
+    translator: Translator,
+    inputs: str | Path,
+    output_dir: str | Path,
+    half: str | None = None,
+    native_size: bool = False,
+) -> list[Path]:
+    """Translates an image or a folder of images into `output_dir` as PNGs of the same size and stem.
+
+    Args:
+        translator: from `load`.
+        inputs: an image file or a folder of images.
+        output_dir: where the PNGs go (not the input folder: same-named PNGs would be replaced).
+        half: "left"/"right": translate one half of A|B images.
+        native_size: translate at each image's own resolution (see `Translator`).
+
+    Returns:
+        The written files.
+    """
+    output_dir, files = Path(output_dir), input_files(inputs)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise Pix2PixError(f"{output_dir}: is a file; --output takes the folder to write the PNGs to")
+    # Outputs are named like their inputs: written into the input folder, they would
+    # replace the user's own PNGs.
+    if output_dir.resolve() in {path.parent.resolve() for path in files}:
+        raise Pix2PixError(f"{output_dir}: is the input folder; write the translations to another folder")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in files:
+        result = translator(path, native_size=native_size, half=half)
+        target = output_dir / f"{path.stem}.png"
+        write_file(target, tf.io.encode_png(result).numpy(), f"the translation of {path}")
+        written.append(target)
+    print(f"wrote {len(written)} image(s) to {output_dir}")
+    return written

@@ -1,0 +1,216 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import write_image
+from PIL import Image
+
+from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
+from pix2pix_tf.data.synthetic import synthesize
+from pix2pix_tf.errors import Pix2PixError
+from pix2pix_tf.export import export, psnr
+from pix2pix_tf.inference import NATIVE_SIGNATURE, Translator, input_files, load, load_generator, predict
+from pix2pix_tf.train import train
+
+
+def _fake(run, size=32):
+    """A Translator around a plain function, for the image handling alone."""
+    return Translator(run=run, run_any_size=run, image_size=size, channels=3, kind="test", path=Path("."))
+
+
+def test_predict_brings_any_size_back(tmp_path):
+    write_image(tmp_path / "in/wide.png", np.full((30, 70, 3), 200))
+    write_image(tmp_path / "in/gray.jpg", np.full((41, 17), 10))
+    seen = []
+
+    def invert(x):
+        seen.append(tuple(x.shape))
+        return -x
+
+    written = predict(_fake(invert), tmp_path / "in", tmp_path / "out")
+    assert [p.name for p in written] == ["gray.png", "wide.png"]
+    assert seen == [(1, 32, 32, 3)] * 2
+    wide = tf.io.decode_png((tmp_path / "out/wide.png").read_bytes()).numpy()
+    assert wide.shape == (30, 70, 3) and abs(int(wide.mean()) - 55) <= 1
+    assert tf.io.decode_png((tmp_path / "out/gray.png").read_bytes()).shape == (41, 17, 3)
+
+
+def test_predict_errors(tmp_path):
+    with pytest.raises(Pix2PixError, match="no such file or folder"):
+        input_files(tmp_path / "nope.png")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(Pix2PixError, match="no images"):
+        input_files(tmp_path / "empty")
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    with pytest.raises(Pix2PixError, match="bad.png: not a readable"):
+        _fake(lambda x: x)(tmp_path / "bad.png")
+
+
+def test_predict_never_writes_over_its_inputs_or_a_file(tmp_path):
+    write_image(tmp_path / "in/x.png", np.full((8, 8, 3), 7))
+    before = (tmp_path / "in/x.png").read_bytes()
+    with pytest.raises(Pix2PixError, match="is the input folder; write the translations to another folder"):
+        predict(_fake(lambda x: -x), tmp_path / "in", tmp_path / "in")
+    assert (tmp_path / "in/x.png").read_bytes() == before
+    (tmp_path / "out.png").write_bytes(b"mine")
+    with pytest.raises(Pix2PixError, match="out.png: is a file; --output takes the folder"):
+        predict(_fake(lambda x: -x), tmp_path / "in", tmp_path / "out.png")
+    assert (tmp_path / "out.png").read_bytes() == b"mine"
+
+
+def test_a_full_disk_while_predicting_names_the_file_and_leaves_no_partial_png(tmp_path, monkeypatch):
+    import errno
+
+    write_image(tmp_path / "in/x.png", np.full((8, 8, 3), 7))
+    real_write = Path.write_bytes
+
+    def full(self, data):
+        real_write(self, data[: len(data) // 2])  # part of the file reaches the disk
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(Pix2PixError, match=r"out/x\.png: no space left on device while writing the translation of"):
+        predict(_fake(lambda x: -x), tmp_path / "in", tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_predict_one_half_of_ab_images(tmp_path):
+    left, right = np.zeros((20, 30, 3)), np.full((20, 30, 3), 255)
+    write_image(tmp_path / "ab.png", np.concatenate([left, right], axis=1))
+    for half, value in (("left", 0), ("right", 255)):
+        out = _fake(lambda x: x)(tmp_path / "ab.png", half=half)
+        assert out.shape == (20, 30, 3) and np.abs(out.astype(int) - value).max() <= 1
+
+
+def test_every_input_form_gives_the_input_size_back(tmp_path):
+    seen = []
+
+    def invert(x):
+        seen.append(tuple(x.shape))
+        return -x
+
+    t = _fake(invert)
+    rgb = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    path = write_image(tmp_path / "x.png", rgb)
+    one = t(rgb)
+    assert one.shape == (30, 50, 3) and one.dtype == np.uint8
+    np.testing.assert_array_equal(t(path), one)  # a file path
+    np.testing.assert_array_equal(t(Image.fromarray(rgb)), one)  # a PIL image
+    np.testing.assert_array_equal(t(rgb[..., :1].repeat(3, -1))[..., 0], t(rgb[..., 0])[..., 0])  # (H, W) gray
+    rgba = np.concatenate([rgb, np.zeros((30, 50, 1), np.uint8)], axis=-1)
+    np.testing.assert_array_equal(t(rgba), one)  # alpha dropped
+    batch = t(np.stack([rgb, rgb]))
+    assert batch.shape == (2, 30, 50, 3)
+    assert [o.shape for o in t([rgb, rgb[:10, :20]])] == [(30, 50, 3), (10, 20, 3)]
+    assert set(seen) == {(1, 32, 32, 3)}  # model size: every image resized to S x S
+    with pytest.raises(Pix2PixError, match="expected a uint8 image .*got dtype float64"):
+        t(rgb / 255.0)
+    with pytest.raises(Pix2PixError, match=r"expected an image of shape .*got \(30, 50, 2\)"):
+        t(rgb[..., :2])
+
+
+def test_native_size_pads_to_the_unet_multiple_and_crops_back():
+    seen = []
+
+    def identity(x):
+        seen.append(tuple(x.shape))
+        return x
+
+    t = _fake(identity, size=64)  # depth 6: multiples of 64
+    assert t.multiple == 64
+    image = np.random.default_rng(1).integers(0, 256, (70, 150, 3), dtype=np.uint8)
+    out = t(image, native_size=True)
+    assert seen == [(1, 128, 192, 3)]  # padded up, never squashed
+    np.testing.assert_array_equal(out, image)  # cropped back exactly: no resize anywhere
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inference")
+    synthesize("facades", root / "data", count=10, size=32)
+    config = Config(
+        data=DataConfig(image_size=32, batch_size=2, direction="BtoA"),
+        model=ModelConfig(ngf=8, ndf=8),
+        train=TrainConfig(steps=30, learning_rate=2e-3, sample_every=100, log_every=100),
+    )
+    train(config, root / "data", root / "work")
+    export(root / "work", root / "exp", tflite=("float32", "int8"), latency_runs=1)
+    return root
+
+
+def test_load_takes_every_form_and_they_agree(trained):
+    # A 40 x 70 label map: model size resizes it; native size runs at 64 x 96 and crops.
+    image = np.asarray(Image.open(trained / "data/test/1.jpg"))[:, 32:]
+    image = np.asarray(Image.fromarray(image).resize((70, 40)))
+    forms = {
+        "workdir": trained / "work",
+        "export": trained / "exp",
+        "saved_model": trained / "exp/saved_model",
+        "tflite_float32": trained / "exp/generator_float32.tflite",
+        "tflite_int8": trained / "exp/generator_int8.tflite",
+    }
+    out = {}
+    for name, path in forms.items():
+        t = load(path)
+        assert (t.image_size, t.channels, t.multiple) == (32, 3, 32)
+        out[name] = (t(image), t(image, native_size=True))
+        assert out[name][0].shape == out[name][1].shape == (40, 70, 3)
+    reference = out["workdir"]
+    assert not np.array_equal(reference[0], reference[1])  # two different ways of applying the model
+    assert reference[1].std() > 5  # structure, not a flat image
+    for name, (model_size, native) in out.items():
+        gate = 28 if name == "tflite_int8" else 50
+        for mine, ref in ((model_size, reference[0]), (native, reference[1])):
+            assert psnr(mine / 127.5 - 1, ref / 127.5 - 1) >= gate, name
+
+
+def test_native_size_is_the_generator_run_fully_convolutionally(trained):
+    from pix2pix_tf.models import any_size
+
+    generator = load_generator(trained / "work")[0]
+    native = any_size(generator)
+    assert native.weights[0] is generator.weights[0]  # shared, not copied
+    x = tf.random.uniform((1, 64, 96, 3), -1, 1, seed=3)
+    image = ((x[0].numpy() + 1) * 127.5).round().astype(np.uint8)
+    expected = ((native(image[None] / 127.5 - 1.0, training=False)[0].numpy() + 1) * 127.5).round().clip(0, 255)
+    np.testing.assert_allclose(load(trained / "work")(image, native_size=True), expected, atol=1)
+    saved = json.dumps(sorted(tf.saved_model.load(str(trained / "exp/saved_model")).signatures))
+    assert NATIVE_SIGNATURE in saved
+
+
+def test_load_errors(trained, tmp_path):
+    with pytest.raises(Pix2PixError, match="no such file or folder"):
+        load(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(Pix2PixError, match="empty: not a model: expected a work dir"):
+        load(tmp_path / "empty")
+    with pytest.raises(Pix2PixError, match="stochastic mode needs a training work dir"):
+        load(trained / "exp", stochastic=True)
+    (tmp_path / "junk.tflite").write_bytes(b"not a flatbuffer" * 64)
+    with pytest.raises(Pix2PixError, match=r"junk.tflite: not a TFLite model \("):
+        load(tmp_path / "junk.tflite")
+    (tmp_path / "export/saved_model").mkdir(parents=True)
+    (tmp_path / "export/saved_model/saved_model.pb").write_bytes(b"not a protobuf" * 64)
+    with pytest.raises(Pix2PixError, match=r"saved_model: not a readable SavedModel \("):
+        load(tmp_path / "export")
+
+
+def test_stochastic_translations_differ_between_calls(trained):
+    t = load(trained / "work", stochastic=True)
+    image = np.asarray(Image.open(trained / "data/test/1.jpg"))[:, 32:]
+    assert not np.array_equal(t(image), t(image))
+
+
+def test_cli_predict_native_size(trained, tmp_path):
+    from pix2pix_tf.cli import main
+
+    image = np.asarray(Image.open(trained / "data/test/1.jpg"))[:, 32:]
+    write_image(tmp_path / "in/big.png", np.asarray(Image.fromarray(image).resize((90, 50))))
+    for flag, folder in (([], "model"), (["--native-size"], "native")):
+        argv = ["predict", "--model", str(trained / "exp"), "--input", str(tmp_path / "in")]
+        assert main([*argv, "--output", str(tmp_path / folder), *flag]) == 0
+    a = np.asarray(Image.open(tmp_path / "model/big.png"))
+    b = np.asarray(Image.open(tmp_path / "native/big.png"))
+    assert a.shape == b.shape == (50, 90, 3) and not np.array_equal(a, b)
