@@ -107,6 +107,7 @@ def run_demo(workdir: str | Path = "runs/demo", minutes: float = 5.0, seed: int 
         "tensorboard": f"tensorboard --logdir {run_dir / LOGS_DIR}",
         "results page": str(results / "index.html"),
         "exported models": f"{workdir / 'export'} (SavedModel, TFLite; report.md)",
+        "serve it": f"pix2pix-tf serve {workdir / 'export'}",
         "work dir": str(run_dir),
     }
     summary = {"steps": step, "step0": step0["mean"], "trained": trained["mean"], "paths": paths}

@@ -25,6 +25,7 @@ def test_demo_trains_evaluates_and_reports(tmp_path, capsys):
     assert card["evaluation"]["ssim"] == pytest.approx(summary["trained"]["ssim"])
     for key in ("sample grid", "tensorboard", "results page", "exported models"):
         assert f"  {key}: " in out
+    assert f"  serve it: pix2pix-tf serve {tmp_path / 'export'}" in out
     assert summary["trained"]["ssim"] > summary["step0"]["ssim"] + 0.1
 
 

@@ -1,0 +1,106 @@
+"""`pix2pix-tf serve`: TensorFlow Serving's REST API and a drawing page for a trained generator."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pix2pix_tf.serve.app import create_app
+from pix2pix_tf.serve.model import SHIPPED_MODEL, ServedModel, load_served_model
+from pix2pix_tf.serve.rest import Limits
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    model: str | Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    name: str = "pix2pix",
+    limits: Limits | None = None,
+    max_batch: int = 1,
+    batch_timeout_ms: float = 5.0,
+) -> None:
+    """Serves a model until Ctrl-C or SIGTERM (uvicorn shuts down cleanly on both).
+
+    Args:
+        model: an export dir, a SavedModel dir or a training work dir; None serves
+            the shipped demo model.
+        host: address to bind; anything but loopback exposes the model to the network.
+        port: TCP port (8501 is TensorFlow Serving's REST port).
+        name: the model name in `/v1/models/NAME`.
+        limits: body, pixel and instance caps.
+        max_batch: rows per model call when batching concurrent requests (1: off).
+        batch_timeout_ms: how long a request waits for others to batch with.
+    """
+    import uvicorn
+
+    served = load_served_model(model)
+    app = create_app(served, name=name, limits=limits, max_batch=max_batch, batch_timeout_ms=batch_timeout_ms)
+    if not _is_loopback(host):
+        print(
+            f"warning: binding {host}: the model is reachable from other machines, without authentication",
+            file=sys.stderr,
+        )
+    print(
+        f"serving {served.source} as {name!r}: page http://{host}:{port}/ , REST http://{host}:{port}/v1/models/{name}",
+        flush=True,
+    )
+    # uvicorn shuts down gracefully on Ctrl-C and SIGTERM; after a SIGTERM it re-raises
+    # the signal to the handler it found, which would kill the process: make that an
+    # exit with status 0, as after Ctrl-C (tested for both).
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def running(model: str | Path | None = None, name: str = "pix2pix", **options) -> Iterator[str]:
+    """Serves `model` on a free 127.0.0.1 port in a background thread while the block runs.
+
+    For notebooks and scripts that want to talk to a real server; yields its base URL.
+    `options` are `create_app`'s (limits, max_batch, batch_timeout_ms).
+    """
+    import uvicorn
+
+    app = create_app(load_served_model(model), name=name, **options)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the server on 127.0.0.1:{port} did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _stopped(signum, frame):
+    print("stopped (SIGTERM)", file=sys.stderr)
+    raise SystemExit(0)
+
+
+__all__ = ["SHIPPED_MODEL", "Limits", "ServedModel", "create_app", "load_served_model", "running", "serve"]

@@ -1,0 +1,150 @@
+"""The model behind the server: a generator's serving signatures, however it was stored.
+
+An export dir or SavedModel dir is loaded with `tf.saved_model.load`, so the server
+runs exactly the graphs TensorFlow Serving would. A training work dir gets the same
+signatures built in memory from its newest checkpoint (`export.GeneratorModule`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import types_pb2
+
+from pix2pix_tf.config import CHECKPOINT_DIR, CONFIG_FILE, load_config
+from pix2pix_tf.errors import Pix2PixError, short_message
+from pix2pix_tf.export import GeneratorModule
+from pix2pix_tf.inference import NATIVE_SIGNATURE, SAVED_MODEL_DIR, load_generator
+from pix2pix_tf.runtime import quiet_native_output
+
+SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "saved_models" / "facades_demo"
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    """One named input or output of a signature."""
+
+    name: str
+    dtype: tf.DType
+    shape: tuple[int | None, ...]  # None: any size (the batch, or H and W of serving_any_size)
+
+    def metadata(self, signature: str, kind: str) -> dict:
+        """The tensor as TF Serving's metadata API describes it (TensorInfo as JSON)."""
+        return {
+            "dtype": types_pb2.DataType.Name(self.dtype.as_datatype_enum),  # "DT_FLOAT", "DT_UINT8", ...
+            "tensor_shape": {"dim": [{"size": str(-1 if d is None else d), "name": ""} for d in self.shape]},
+            "name": f"{signature}_{self.name}:0" if kind == "inputs" else f"StatefulPartitionedCall:{self.name}",
+        }
+
+
+@dataclasses.dataclass
+class Signature:
+    """A concrete function with its input and output specs."""
+
+    function: object
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+
+    def __call__(self, **tensors) -> dict[str, np.ndarray]:
+        return {name: value.numpy() for name, value in self.function(**tensors).items()}
+
+
+def _signature(function) -> Signature:
+    # A loaded SavedModel signature takes keyword arguments; a traced function of an
+    # in-memory module takes positional ones, named by their TensorSpecs.
+    args, kwargs = function.structured_input_signature
+    named = dict(kwargs) or {spec.name: spec for spec in args}
+    inputs = {name: TensorSpec(name, spec.dtype, tuple(spec.shape.as_list())) for name, spec in named.items()}
+    outputs = {
+        name: TensorSpec(name, spec.dtype, tuple(spec.shape.as_list()))
+        for name, spec in function.structured_outputs.items()
+    }
+    return Signature(function, inputs, outputs)
+
+
+@dataclasses.dataclass
+class ServedModel:
+    """What the server serves.
+
+    Attributes:
+        signatures: name -> Signature (serving_default, translate_image, translate_bytes,
+            serving_any_size, and serving_stochastic if exported with it).
+        image_size: the side the generator was trained at.
+        channels: image channels.
+        direction: the training direction (for the page: labels -> photo or another).
+        source: where it was loaded from.
+    """
+
+    signatures: dict[str, Signature]
+    image_size: int
+    channels: int
+    direction: str
+    source: Path
+
+    @property
+    def multiple(self) -> int:
+        """H and W of serving_any_size inputs must be multiples of this."""
+        size, multiple = self.image_size, 1
+        while size % 2 == 0:
+            size, multiple = size // 2, multiple * 2
+        return multiple
+
+
+def load_served_model(path: str | Path | None = None) -> ServedModel:
+    """Loads an export dir, a SavedModel dir or a training work dir; None serves the shipped demo model.
+
+    Raises:
+        Pix2PixError: the path holds none of these, or the model cannot be read.
+    """
+    path = Path(path) if path is not None else SHIPPED_MODEL
+    if (path / CONFIG_FILE).is_file() and (path / CHECKPOINT_DIR).is_dir():
+        generator, config, _ = load_generator(path)
+        module = GeneratorModule(generator, config, {})
+        functions = {
+            "serving_default": module.serve.get_concrete_function(),
+            "translate_image": module.translate_image.get_concrete_function(),
+            "translate_bytes": module.translate_bytes.get_concrete_function(),
+            NATIVE_SIGNATURE: module.serve_any_size.get_concrete_function(),
+            "serving_stochastic": module.serve_stochastic.get_concrete_function(),
+        }
+        # The module must outlive the server: its functions call its generator.
+        served = ServedModel({k: _signature(f) for k, f in functions.items()}, *_shape(config), path)
+        served._module = module
+        return served
+    saved_model = path / SAVED_MODEL_DIR if (path / SAVED_MODEL_DIR / "saved_model.pb").is_file() else path
+    if not (saved_model / "saved_model.pb").is_file():
+        raise Pix2PixError(
+            f"{path}: nothing to serve: expected an export dir, a SavedModel dir (saved_model.pb) "
+            "or a training work dir (config.json + checkpoints/)"
+        )
+    try:
+        with quiet_native_output():
+            loaded = tf.saved_model.load(str(saved_model))
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        raise Pix2PixError(f"{saved_model}: not a readable SavedModel ({short_message(e)})") from None
+    signatures = {name: _signature(f) for name, f in loaded.signatures.items()}
+    if "serving_default" not in signatures:
+        raise Pix2PixError(f"{saved_model}: expected a serving_default signature; found {sorted(signatures)}")
+    config_file = saved_model / "assets" / CONFIG_FILE
+    if config_file.is_file():
+        size, channels, direction = _shape(load_config(config_file))
+    else:  # a SavedModel from elsewhere: read what the signature says
+        shape = signatures["serving_default"].inputs[next(iter(signatures["serving_default"].inputs))].shape
+        size, channels, direction = shape[1], shape[3], "AtoB"
+    served = ServedModel(signatures, size, channels, direction, saved_model)
+    served._module = loaded
+    return served
+
+
+def _shape(config) -> tuple[int, int, str]:
+    return config.data.image_size, config.data.channels, config.data.direction
+
+
+def model_card(served: ServedModel) -> dict:
+    """The export's model card, if the model has one (for the page and the metadata)."""
+    card = served.source / "assets" / "model_card.json"
+    return json.loads(card.read_text()) if card.is_file() else {}
