@@ -15,7 +15,6 @@ import asyncio
 import base64
 import io
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,13 +25,9 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from pix2pix_tf.serve import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(model: str | None, extra: list[str]) -> tuple[subprocess.Popen, str]:

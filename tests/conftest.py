@@ -1,5 +1,4 @@
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,16 +31,12 @@ def inverse_pairs(tmp_path):
     return tmp_path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class LiveServer:
     """`pix2pix-tf serve` in its own process on a free 127.0.0.1 port."""
 
     def __init__(self, *args: str):
+        from pix2pix_tf.serve import free_port
+
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(

@@ -70,6 +70,13 @@ def serve(
         signal.signal(signal.SIGTERM, previous)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @contextlib.contextmanager
 def running(model: str | Path | None = None, name: str = "pix2pix", **options) -> Iterator[str]:
     """Serves `model` on a free 127.0.0.1 port in a background thread while the block runs.
@@ -80,9 +87,7 @@ def running(model: str | Path | None = None, name: str = "pix2pix", **options) -
     import uvicorn
 
     app = create_app(load_served_model(model), name=name, **options)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -103,4 +108,13 @@ def _stopped(signum, frame):
     raise SystemExit(0)
 
 
-__all__ = ["SHIPPED_MODEL", "Limits", "ServedModel", "create_app", "load_served_model", "running", "serve"]
+__all__ = [
+    "SHIPPED_MODEL",
+    "Limits",
+    "ServedModel",
+    "create_app",
+    "free_port",
+    "load_served_model",
+    "running",
+    "serve",
+]

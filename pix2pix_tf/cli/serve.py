@@ -1,0 +1,51 @@
+"""`pix2pix-tf serve`: the REST server and the drawing page."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _serve(args):
+    from pix2pix_tf.serve import Limits, serve
+
+    limits = Limits(
+        max_body_bytes=int(args.max_body_mb * 2**20), max_pixels=args.max_pixels, max_instances=args.max_instances
+    )
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        name=args.name,
+        limits=limits,
+        max_batch=args.max_batch,
+        batch_timeout_ms=args.batch_timeout_ms,
+    )
+
+
+def _positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
+        return value
+
+    return parse
+
+
+def add_commands(sub):
+    p = sub.add_parser(
+        "serve",
+        help="serve a model: TensorFlow Serving's REST API and a drawing page",
+        description="Serves MODEL with TensorFlow Serving's REST predict API under /v1/models/NAME, "
+        "an upload endpoint (POST /translate) and a drawing page at /. Ctrl-C stops it.",
+    )
+    p.add_argument("model", nargs="?", help="export dir, SavedModel dir or work dir (default: the shipped demo model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8501, help="TCP port (default 8501, TF Serving's REST port)")
+    p.add_argument("--name", default="pix2pix", help="model name in /v1/models/NAME (default pix2pix)")
+    p.add_argument("--max-batch", type=_positive(int), default=1, help="batch concurrent requests up to N rows")
+    p.add_argument("--batch-timeout-ms", type=float, default=5.0, help="wait for a batch to fill (default 5)")
+    p.add_argument("--max-body-mb", type=_positive(float), default=32.0, help="request body cap (default 32)")
+    p.add_argument("--max-pixels", type=_positive(int), default=4096 * 4096, help="pixels per image cap")
+    p.add_argument("--max-instances", type=_positive(int), default=64, help="images per request cap")
+    p.set_defaults(func=_serve)

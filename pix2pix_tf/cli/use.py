@@ -1,0 +1,99 @@
+"""`pix2pix-tf predict | evaluate | export | demo`: using a trained model."""
+
+from __future__ import annotations
+
+from pix2pix_tf.errors import Pix2PixError
+
+
+def _predict(args):
+    from pix2pix_tf.inference import load, predict
+
+    if args.model and args.stochastic:
+        raise Pix2PixError("--stochastic needs --workdir: exported models are deterministic")
+    translator = load(args.model or args.workdir, stochastic=args.stochastic)
+    predict(translator, args.input, args.output, half=args.input_half, native_size=args.native_size)
+
+
+def _export(args):
+    from pix2pix_tf.export import export
+
+    variants = tuple(v for v in args.tflite.split(",") if v)
+    export(args.workdir, args.out, tflite=variants, stochastic=args.stochastic, data_dir=args.data)
+
+
+def _evaluate(args):
+    from pix2pix_tf.config import eval_dir
+    from pix2pix_tf.evaluate import evaluate
+    from pix2pix_tf.inference import load_generator
+
+    generator, config, step = load_generator(args.workdir)
+    out = args.out or eval_dir(args.workdir, args.split, step)
+    result = evaluate(
+        generator,
+        config,
+        args.data,
+        args.split,
+        out,
+        stochastic=args.stochastic,
+        title=f"{args.workdir} at step {step}, {args.split} split",
+    )
+    m = result["mean"]
+    print(f"{result['count']} images: L1 {m['l1']:.4f}, PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}")
+    print(f"wrote {out}/metrics.json and {out}/index.html")
+
+
+def _demo(args):
+    from pix2pix_tf.demo import run_demo
+
+    run_demo(args.workdir, minutes=args.minutes, steps=args.steps)
+
+
+def add_commands(sub):
+    p = sub.add_parser("predict", help="translate images with a trained or exported model")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workdir", help="training work dir (config.json + checkpoints)")
+    source.add_argument("--model", help="an exported SavedModel directory (or export DIR) or a .tflite file")
+    p.add_argument("--input", required=True, help="an image file or a folder of images (any size)")
+    p.add_argument("--output", required=True, help="folder for the translated PNGs")
+    p.add_argument("--stochastic", action="store_true", help="dropout on, as the paper's test mode")
+    p.add_argument(
+        "--native-size",
+        action="store_true",
+        help="translate at each image's own resolution (padded to the U-Net's multiple) instead of the model size",
+    )
+    p.add_argument(
+        "--input-half",
+        choices=("left", "right"),
+        help="translate only this half of A|B images (e.g. 'right' for facades label maps)",
+    )
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("evaluate", help="L1 / PSNR / SSIM and an HTML results page")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", help="output folder (default WORKDIR/eval/SPLIT_stepN)")
+    p.add_argument("--stochastic", action="store_true", help="dropout on, as the paper's test mode")
+    p.set_defaults(func=_evaluate)
+
+    from pix2pix_tf.config import TFLITE_VARIANTS
+
+    p = sub.add_parser("export", help="SavedModel + TFLite export, verified against the Keras model")
+    p.add_argument("--workdir", required=True)
+    p.add_argument(
+        "--out", required=True, help="export folder: new, empty or a previous export (replaced whole, atomically)"
+    )
+    p.add_argument(
+        "--tflite",
+        default=",".join(TFLITE_VARIANTS),
+        help="comma-separated TFLite variants: float32,float16,int8,dynamic ('' for none)",
+    )
+    p.add_argument("--stochastic", action="store_true", help="add a serving_stochastic signature (dropout on)")
+    p.add_argument("--data", help="dataset for int8 calibration and checks (default: the one trained on)")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("demo", help="synthesise facades, train, evaluate: the whole job in minutes")
+    p.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")
+    p.add_argument("--steps", type=int, help="train exactly N steps (within the budget) instead of filling it")
+    p.add_argument("--workdir", default="runs/demo")
+    p.set_defaults(func=_demo)
