@@ -92,7 +92,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="export dir, SavedModel dir or work dir (default: the shipped demo model)")
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--requests", type=int, default=640, help="requests per configuration")
+    parser.add_argument("--requests", type=int, default=640, help="requests per run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per server configuration")
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--batch-timeout-ms", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request before it counts as an error")
@@ -114,20 +115,36 @@ def main() -> None:
             str(args.batch_timeout_ms),
         ],
     }
-    results = {}
+    runs = {name: [] for name in configs}
     for name, extra in configs.items():
         process, url = start(args.model, extra)
         try:
-            results[name] = asyncio.run(load(url, body, args.clients, args.requests, args.timeout))
+            for _ in range(args.repeats):
+                runs[name].append(asyncio.run(load(url, body, args.clients, args.requests, args.timeout)))
         finally:
             process.terminate()
             process.wait(timeout=60)
-    print(f"{args.clients} concurrent clients, {args.requests} translate_bytes requests each run, 64 px PNG")
+    results = {name: summarise(rows) for name, rows in runs.items()}
+    print(
+        f"{args.clients} concurrent clients, {args.requests} translate_bytes requests per run, "
+        f"{args.repeats} runs per server (median, [min, max]), 64 px PNG"
+    )
     print("| server | requests | errors | requests/s | p50 ms | p99 ms |")
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['requests']} | {r['errors']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} |")
-    Path(args.out).write_text(json.dumps({"clients": args.clients, "results": results}, indent=2) + "\n")
+        cells = [f"{r[k]['median']} [{r[k]['min']}, {r[k]['max']}]" for k in ("requests_per_s", "p50_ms", "p99_ms")]
+        print(f"| {name} | {r['requests']} | {r['errors']} | {' | '.join(cells)} |")
+    report = {"clients": args.clients, "repeats": args.repeats, "results": results, "runs": runs}
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def summarise(rows: list[dict]) -> dict:
+    """All runs of one server: total requests and errors, median and range of each figure."""
+    summary = {"requests": sum(r["requests"] for r in rows), "errors": sum(r["errors"] for r in rows)}
+    for key in ("requests_per_s", "p50_ms", "p99_ms"):
+        values = [r[key] for r in rows]
+        summary[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return summary
 
 
 if __name__ == "__main__":

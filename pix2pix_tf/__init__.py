@@ -28,6 +28,7 @@ _EXPORTS = {
     "generate": "models",
     "receptive_field": "models",
     "import_tensorflow_quietly": "runtime",
+    "load": "inference",
 }
 
 __all__ = sorted(_EXPORTS)

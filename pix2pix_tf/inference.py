@@ -140,6 +140,8 @@ class Translator:
         return self._one(images, native_size, half)
 
     def _one(self, image, native_size: bool, half: str | None) -> np.ndarray:
+        if half not in (None, "left", "right"):
+            raise Pix2PixError(f"half must be 'left', 'right' or None; got {half!r}")
         image = as_image(image, self.channels)
         if half is not None:
             middle = int(image.shape[1]) // 2
@@ -148,16 +150,29 @@ class Translator:
         if not native_size:
             y = self.run(image_to_model(image, self.image_size)[None].numpy())
             return to_uint8(tf.convert_to_tensor(y)[0], size=(height, width)).numpy()
-        m = self.multiple
-        padded_h, padded_w = -(-height // m) * m, -(-width // m) * m
-        # Edge padding: a border of repeated pixels, not black bars the network would translate.
-        x = np.pad(
-            np.asarray(image, np.float32) / 127.5 - 1.0,
-            ((0, padded_h - height), (0, padded_w - width), (0, 0)),
-            mode="edge",
-        )
-        y = np.asarray(self.run_any_size(x[None]))[0, :height, :width]
+        y = np.asarray(self.run_any_size(pad_to_multiple(image, self.multiple)[None]))[0, :height, :width]
         return to_uint8(tf.convert_to_tensor(y)).numpy()
+
+
+def pad_to_multiple(image, multiple: int) -> np.ndarray:
+    """uint8 (H, W, C) -> float32 in [-1, 1], padded at the bottom and right to multiples of `multiple`.
+
+    Edge padding: a border of repeated pixels, not black bars the network would translate.
+    """
+    height, width = int(image.shape[0]), int(image.shape[1])
+    return np.pad(
+        np.asarray(image, np.float32) / 127.5 - 1.0,
+        ((0, -height % multiple), (0, -width % multiple), (0, 0)),
+        mode="edge",
+    )
+
+
+def as_image_bytes(data: bytes, channels: int) -> np.ndarray:
+    """Encoded JPEG/PNG/BMP/GIF bytes -> uint8 (H, W, channels), decoded as training decodes files."""
+    try:
+        return decode_image(tf.constant(data), channels).numpy()
+    except tf.errors.OpError as e:
+        raise Pix2PixError(f"not a readable JPEG/PNG/BMP/GIF image ({short_message(e)})") from None
 
 
 def as_image(image, channels: int) -> tf.Tensor:

@@ -90,7 +90,10 @@ def test_draw_a_facade_with_the_palette_and_translate(browser, server):
     assert (stats["width"], stats["height"]) == (64, 64)  # the model's size
     assert stats["std"] > 10  # a photo with structure, not a constant image
     assert page.text_content("#error") == ""
-    assert ("POST", f"{server.url}/v1/models/pix2pix:predict") in requests  # the public API only
+    # After loading the page, it talks to the server through the public API only.
+    assert [r for r in requests if r != ("GET", f"{server.url}/")] == [
+        ("POST", f"{server.url}/v1/models/pix2pix:predict")
+    ]
     assert page.get_attribute("#download", "href").startswith("data:image/png;base64,")
     page.close()
 

@@ -9,7 +9,10 @@ def _serve(args):
     from pix2pix_tf.serve import Limits, serve
 
     limits = Limits(
-        max_body_bytes=int(args.max_body_mb * 2**20), max_pixels=args.max_pixels, max_instances=args.max_instances
+        max_body_bytes=int(args.max_body_mb * 2**20),
+        max_pixels=args.max_pixels,
+        max_instances=args.max_instances,
+        max_request_pixels=args.max_request_pixels,
     )
     serve(
         args.model,
@@ -19,6 +22,7 @@ def _serve(args):
         limits=limits,
         max_batch=args.max_batch,
         batch_timeout_ms=args.batch_timeout_ms,
+        page_tools=args.page_tools,
     )
 
 
@@ -32,6 +36,22 @@ def _positive(kind):
     return parse
 
 
+def _name(text):
+    from pix2pix_tf.serve.app import check_name
+
+    try:
+        return check_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _milliseconds(text):
+    value = float(text)
+    if not 0 <= value < 60_000:
+        raise argparse.ArgumentTypeError(f"must be in [0, 60000); got {text}")
+    return value
+
+
 def add_commands(sub):
     p = sub.add_parser(
         "serve",
@@ -42,10 +62,21 @@ def add_commands(sub):
     p.add_argument("model", nargs="?", help="export dir, SavedModel dir or work dir (default: the shipped demo model)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8501, help="TCP port (default 8501, TF Serving's REST port)")
-    p.add_argument("--name", default="pix2pix", help="model name in /v1/models/NAME (default pix2pix)")
+    p.add_argument("--name", type=_name, default="pix2pix", help="model name in /v1/models/NAME (default pix2pix)")
     p.add_argument("--max-batch", type=_positive(int), default=1, help="batch concurrent requests up to N rows")
-    p.add_argument("--batch-timeout-ms", type=float, default=5.0, help="wait for a batch to fill (default 5)")
+    p.add_argument(
+        "--batch-timeout-ms", type=_milliseconds, default=5.0, help="wait for a batch to fill, 0-60000 (default 5)"
+    )
     p.add_argument("--max-body-mb", type=_positive(float), default=32.0, help="request body cap (default 32)")
     p.add_argument("--max-pixels", type=_positive(int), default=4096 * 4096, help="pixels per image cap")
+    p.add_argument(
+        "--max-request-pixels", type=_positive(int), default=4096 * 4096, help="pixels per request, all images"
+    )
     p.add_argument("--max-instances", type=_positive(int), default=64, help="images per request cap")
+    p.add_argument(
+        "--page-tools",
+        choices=("auto", "facade_labels", "pencil"),
+        default="auto",
+        help="the page's drawing tools (auto: the facade palette for an RGB B->A model, else pencil)",
+    )
     p.set_defaults(func=_serve)

@@ -34,6 +34,7 @@ def serve(
     limits: Limits | None = None,
     max_batch: int = 1,
     batch_timeout_ms: float = 5.0,
+    page_tools: str = "auto",
 ) -> None:
     """Serves a model until Ctrl-C or SIGTERM (uvicorn shuts down cleanly on both).
 
@@ -46,11 +47,19 @@ def serve(
         limits: body, pixel and instance caps.
         max_batch: rows per model call when batching concurrent requests (1: off).
         batch_timeout_ms: how long a request waits for others to batch with.
+        page_tools: the page's drawing tools (see `create_app`).
     """
     import uvicorn
 
     served = load_served_model(model)
-    app = create_app(served, name=name, limits=limits, max_batch=max_batch, batch_timeout_ms=batch_timeout_ms)
+    app = create_app(
+        served,
+        name=name,
+        limits=limits,
+        max_batch=max_batch,
+        batch_timeout_ms=batch_timeout_ms,
+        page_tools=page_tools,
+    )
     if not _is_loopback(host):
         print(
             f"warning: binding {host}: the model is reachable from other machines, without authentication",

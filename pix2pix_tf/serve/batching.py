@@ -35,6 +35,7 @@ class Batcher:
         self.run, self.max_batch, self.timeout = run, max_batch, timeout_ms / 1000
         self._queues: dict[tuple, list[_Pending]] = {}
         self._timers: dict[tuple, asyncio.TimerHandle] = {}
+        self._running: set[asyncio.Task] = set()
 
     async def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = len(next(iter(inputs.values())))
@@ -61,17 +62,27 @@ class Batcher:
         if queue:  # what did not fit starts the next batch
             self._timers[key] = asyncio.get_running_loop().call_later(self.timeout, self._flush, key)
         if batch:
-            asyncio.ensure_future(self._run(batch))
+            task = asyncio.ensure_future(self._run(batch))
+            self._running.add(task)  # held until done: the event loop keeps only weak references
+            task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[_Pending]) -> None:
         names = list(batch[0].inputs)
         joined = {name: np.concatenate([p.inputs[name] for p in batch]) for name in names}
         try:
             outputs = await asyncio.to_thread(self.run, **joined)
-        except Exception as e:  # every request of the batch gets the error
+        except Exception:
+            # One bad request must not fail the others: rerun each alone, so that
+            # only the one at fault gets the error.
             for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(e)
+                try:
+                    result = await asyncio.to_thread(self.run, **p.inputs)
+                except Exception as e:
+                    if not p.future.done():
+                        p.future.set_exception(e)
+                else:
+                    if not p.future.done():
+                        p.future.set_result(result)
             return
         start = 0
         for p in batch:

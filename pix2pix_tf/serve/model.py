@@ -8,7 +8,6 @@ signatures built in memory from its newest checkpoint (`export.GeneratorModule`)
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from pix2pix_tf.config import CHECKPOINT_DIR, CONFIG_FILE, load_config
 from pix2pix_tf.errors import Pix2PixError, short_message
 from pix2pix_tf.export import GeneratorModule
 from pix2pix_tf.inference import NATIVE_SIGNATURE, SAVED_MODEL_DIR, load_generator
+from pix2pix_tf.models import unet_depth
 from pix2pix_tf.runtime import quiet_native_output
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "saved_models" / "facades_demo"
@@ -77,6 +77,7 @@ class ServedModel:
         channels: image channels.
         direction: the training direction (for the page: labels -> photo or another).
         source: where it was loaded from.
+        owner: the object the signatures' functions belong to, kept alive with them.
     """
 
     signatures: dict[str, Signature]
@@ -84,14 +85,12 @@ class ServedModel:
     channels: int
     direction: str
     source: Path
+    owner: object = None
 
     @property
     def multiple(self) -> int:
-        """H and W of serving_any_size inputs must be multiples of this."""
-        size, multiple = self.image_size, 1
-        while size % 2 == 0:
-            size, multiple = size // 2, multiple * 2
-        return multiple
+        """H and W of serving_any_size inputs must be multiples of this: 2 to the U-Net's depth."""
+        return 2 ** unet_depth(self.image_size)
 
 
 def load_served_model(path: str | Path | None = None) -> ServedModel:
@@ -111,10 +110,8 @@ def load_served_model(path: str | Path | None = None) -> ServedModel:
             NATIVE_SIGNATURE: module.serve_any_size.get_concrete_function(),
             "serving_stochastic": module.serve_stochastic.get_concrete_function(),
         }
-        # The module must outlive the server: its functions call its generator.
-        served = ServedModel({k: _signature(f) for k, f in functions.items()}, *_shape(config), path)
-        served._module = module
-        return served
+        signatures = {k: _signature(f) for k, f in functions.items()}
+        return ServedModel(signatures, *_shape(config), path, owner=module)
     saved_model = path / SAVED_MODEL_DIR if (path / SAVED_MODEL_DIR / "saved_model.pb").is_file() else path
     if not (saved_model / "saved_model.pb").is_file():
         raise Pix2PixError(
@@ -135,16 +132,8 @@ def load_served_model(path: str | Path | None = None) -> ServedModel:
     else:  # a SavedModel from elsewhere: read what the signature says
         shape = signatures["serving_default"].inputs[next(iter(signatures["serving_default"].inputs))].shape
         size, channels, direction = shape[1], shape[3], "AtoB"
-    served = ServedModel(signatures, size, channels, direction, saved_model)
-    served._module = loaded
-    return served
+    return ServedModel(signatures, size, channels, direction, saved_model, owner=loaded)
 
 
 def _shape(config) -> tuple[int, int, str]:
     return config.data.image_size, config.data.channels, config.data.direction
-
-
-def model_card(served: ServedModel) -> dict:
-    """The export's model card, if the model has one (for the page and the metadata)."""
-    card = served.source / "assets" / "model_card.json"
-    return json.loads(card.read_text()) if card.is_file() else {}

@@ -38,11 +38,13 @@ class Limits:
         max_pixels: pixels of one image (width x height), checked from the image
             header before anything is decoded.
         max_instances: images (rows) in one predict request.
+        max_request_pixels: pixels of all the images of one request together.
     """
 
     max_body_bytes: int = 32 * 2**20
     max_pixels: int = 4096 * 4096
     max_instances: int = 64
+    max_request_pixels: int = 4096 * 4096
 
 
 def check_image_bytes(data: bytes, limits: Limits, what: str) -> tuple[int, int]:
@@ -74,16 +76,22 @@ def check_image_bytes(data: bytes, limits: Limits, what: str) -> tuple[int, int]
     return height, width
 
 
+def _check_request_pixels(pixels: int, limits: Limits, what: str) -> None:
+    # One request may not make the server hold more than this many pixels at once.
+    if pixels > limits.max_request_pixels:
+        raise RequestError(f"{what}: {pixels} pixels in one request; the limit is {limits.max_request_pixels}", 413)
+
+
 def _b64(value, what: str) -> bytes:
     if not (isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str)):
-        raise RequestError(f'{what}: expected {{"b64": "<base64 string>"}} for a binary value; got {_short(value)}')
+        raise RequestError(f'{what}: expected {{"b64": "<base64 string>"}} for a binary value; got {short_repr(value)}')
     try:
         return base64.b64decode(value["b64"], validate=True)
     except (binascii.Error, ValueError):
         raise RequestError(f"{what}: not valid base64") from None
 
 
-def _short(value) -> str:
+def short_repr(value) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -91,14 +99,17 @@ def _short(value) -> str:
 def to_tensor(values, spec: TensorSpec, limits: Limits, multiple: int, what: str) -> np.ndarray:
     """A batch of JSON values -> the array `spec` takes, or a RequestError saying what is wrong."""
     if not isinstance(values, list) or not values:
-        raise RequestError(f"{what}: expected a non-empty list (one value per instance); got {_short(values)}")
+        raise RequestError(f"{what}: expected a non-empty list (one value per instance); got {short_repr(values)}")
     if len(values) > limits.max_instances:
         raise RequestError(f"{what}: {len(values)} instances; the limit is {limits.max_instances}", 413)
     if spec.dtype.name == "string":
         blobs = [_b64(v, f"{what}[{i}]") for i, v in enumerate(values)]
         if spec.name.endswith("_bytes"):
+            pixels = 0
             for i, blob in enumerate(blobs):
-                check_image_bytes(blob, limits, f"{what}[{i}]")
+                height, width = check_image_bytes(blob, limits, f"{what}[{i}]")
+                pixels += height * width
+            _check_request_pixels(pixels, limits, what)
         return np.array(blobs, dtype=object)
     try:
         with warnings.catch_warnings():
@@ -115,18 +126,23 @@ def to_tensor(values, spec: TensorSpec, limits: Limits, multiple: int, what: str
         height, width = array.shape[1:3]
         if height * width > limits.max_pixels:
             raise RequestError(f"{what}: {width}x{height} pixels; the limit is {limits.max_pixels}", 413)
+        _check_request_pixels(len(array) * height * width, limits, what)
         if spec.shape[1] is None and (height % multiple or width % multiple or not height or not width):
             raise RequestError(
                 f"{what}: height and width must be positive multiples of {multiple}; got {height}x{width}"
             )
-    if not np.all(np.isfinite(array)):
-        raise RequestError(f"{what}: NaN or infinite values")
     if spec.dtype.name == "uint8":
-        if array.dtype.kind == "f" and not np.all(array == np.round(array)):
+        if not np.all(np.isfinite(array)) or (array.dtype.kind == "f" and not np.all(array == np.round(array))):
             raise RequestError(f"{what}: expected whole numbers 0-255 (uint8)")
         if array.min() < 0 or array.max() > 255:
             raise RequestError(f"{what}: expected values 0-255 (uint8); got {array.min()}..{array.max()}")
-    return array.astype(spec.dtype.as_numpy_dtype)
+    with np.errstate(over="ignore"):
+        converted = array.astype(spec.dtype.as_numpy_dtype)
+    # Checked after the cast: 1e300 is finite in JSON's float64 but infinite in float32.
+    # (TF Serving accepts NaN and Infinity; here they are refused, as no image holds them.)
+    if converted.dtype.kind == "f" and not np.all(np.isfinite(converted)):
+        raise RequestError(f"{what}: NaN, infinite or out-of-range values for {spec.dtype.name}")
+    return converted
 
 
 def parse_predict(body, signature: Signature, limits: Limits, multiple: int) -> tuple[dict[str, np.ndarray], str]:
@@ -143,8 +159,6 @@ def parse_predict(body, signature: Signature, limits: Limits, multiple: int) -> 
         instances, layout = body["instances"], "row"
         if not isinstance(instances, list) or not instances:
             raise RequestError('"instances" must be a non-empty list')
-        if len(instances) > limits.max_instances:
-            raise RequestError(f"{len(instances)} instances; the limit is {limits.max_instances}", 413)
         if _named(instances[0], names):
             for i, instance in enumerate(instances):
                 if not _named(instance, names) or set(instance) != set(names):
