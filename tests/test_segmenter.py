@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from pix2pix_tf.data.synthetic import FACADE_PALETTE, synthesize
+from pix2pix_tf.experiments import segmenter as seg_mod
+from pix2pix_tf.experiments.metrics import confusion_matrix, segmentation_scores
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("segmenter")
+    synthesize("facades", root / "data", count=60, size=64, seed=3)
+    model = seg_mod.load_or_train(root / "cache", root / "data", FACADE_PALETTE, 64, steps=250)
+    return root, model
+
+
+def test_segmenter_finds_the_classes_in_real_test_photos(trained):
+    root, model = trained
+    photos, labels = seg_mod.photos_and_labels(root / "data", "test", 64, FACADE_PALETTE)
+    assert photos.shape == (6, 64, 64, 3) and labels.shape == (6, 64, 64)
+    scores = seg_mod.score(model, photos, labels)
+    # Chance for a guess with the true class frequencies, as the ceiling's floor.
+    f = np.bincount(labels.ravel(), minlength=12) / labels.size
+    assert scores["per_pixel_acc"] > (f**2).sum() + 0.3, scores
+    assert scores["class_iou"] > 2 * (f[f > 0] / (2 - f[f > 0])).mean(), scores
+    # Photos that do not match their labels (another facade's) score far lower.
+    mismatched = seg_mod.score(model, photos[::-1], labels)
+    assert mismatched["per_pixel_acc"] < scores["per_pixel_acc"] - 0.15
+    assert segmentation_scores(confusion_matrix(labels, labels, 12))["class_iou"] == 1.0
+
+
+def test_the_segmenter_is_trained_once_and_reused(trained, monkeypatch):
+    root, model = trained
+
+    def never(*args, **kwargs):
+        raise AssertionError("retrained although the cache matches")
+
+    monkeypatch.setattr(seg_mod, "train_segmenter", never)
+    cached = seg_mod.load_or_train(root / "cache", root / "data", FACADE_PALETTE, 64, steps=250)
+    x = np.zeros((1, 64, 64, 3), np.float32)
+    np.testing.assert_allclose(cached.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    with pytest.raises(AssertionError, match="retrained"):  # other settings: not the cached one
+        seg_mod.load_or_train(root / "cache", root / "data", FACADE_PALETTE, 64, steps=251)
