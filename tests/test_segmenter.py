@@ -41,3 +41,6 @@ def test_the_segmenter_is_trained_once_and_reused(trained, monkeypatch):
     np.testing.assert_allclose(cached.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     with pytest.raises(AssertionError, match="retrained"):  # other settings: not the cached one
         seg_mod.load_or_train(root / "cache", root / "data", FACADE_PALETTE, 64, steps=251)
+    (root / "cache/segmenter.json").write_text("{cut short")  # a damaged record: trained again, no traceback
+    with pytest.raises(AssertionError, match="retrained"):
+        seg_mod.load_or_train(root / "cache", root / "data", FACADE_PALETTE, 64, steps=250)

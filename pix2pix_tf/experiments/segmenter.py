@@ -9,14 +9,13 @@ and `score` applies it to any photos against the label maps they were made from.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.config import DataConfig, write_json
+from pix2pix_tf.config import DataConfig, read_json, write_json
 from pix2pix_tf.data.files import find_pairs
 from pix2pix_tf.data.pipeline import eval_dataset, to_uint8
 from pix2pix_tf.errors import Pix2PixError
@@ -115,7 +114,7 @@ def load_or_train(
         "classes": len(palette),
     }
     path, record_path = cache_dir / SEGMENTER_FILE, cache_dir / SEGMENTER_RECORD
-    if path.is_file() and record_path.is_file() and json.loads(record_path.read_text()) == record:
+    if path.is_file() and record_path.is_file() and _read_record(record_path) == record:
         return keras.models.load_model(path)
     model = train_segmenter(data_dir, palette, image_size, steps=steps, seed=seed)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -124,6 +123,13 @@ def load_or_train(
     tmp.replace(path)
     write_json(record_path, record)
     return model
+
+
+def _read_record(path: Path) -> dict | None:
+    try:
+        return read_json(path, "the segmenter's training record")
+    except Pix2PixError:  # damaged: the segmenter is trained again and the record rewritten
+        return None
 
 
 def score(segmenter: keras.Model, photos: np.ndarray, labels: np.ndarray) -> dict[str, float]:
