@@ -183,9 +183,11 @@ def as_image(image, channels: int) -> tf.Tensor:
     """
     if isinstance(image, str | Path):
         try:
-            return decode_image(tf.io.read_file(str(image)), channels)
-        except tf.errors.OpError as e:
-            raise Pix2PixError(f"{image}: not a readable JPEG/PNG/BMP/GIF image ({short_message(e)})") from None
+            return tf.convert_to_tensor(as_image_bytes(Path(image).read_bytes(), channels))
+        except OSError as e:
+            raise Pix2PixError(f"{image}: cannot read the file ({short_message(e)})") from None
+        except Pix2PixError as e:
+            raise Pix2PixError(f"{image}: {e}") from None
     if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
         image = np.asarray(image.convert("RGB"))
     array = np.asarray(image)
