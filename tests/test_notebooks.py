@@ -10,7 +10,9 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 # Library internals a notebook must call, never redefine.
-REDEFINITIONS = re.compile(r"keras\.layers\.\w+\(|tf\.GradientTape\(|def \w*loss\w*\(|class \w+\(.*(Layer|Model)\)")
+REDEFINITIONS = re.compile(
+    r"keras\.layers\.\w+\(|tf\.GradientTape\(|def \w*(loss|sharpness)\w*\(|class \w+\(.*(Layer|Model)\)|for .* in runs"
+)
 PERSONAL = re.compile(r"(/tmp/|/root/|/home/|/work/|/Users/|C:\\\\)")
 
 
@@ -36,6 +38,12 @@ def test_committed_copy_is_clean_and_has_outputs(path):
     text = json.dumps([c.outputs for c in code])
     assert not PERSONAL.search(text), PERSONAL.search(text).group(0)
     assert "image/png" in text  # figures are visible without running anything
+
+
+def test_evaluation_notebook_runs_table1_through_the_experiment_runner():
+    book = nbformat.read(NOTEBOOKS[3], as_version=4)
+    source = "\n".join(c.source for c in book.cells if c.cell_type == "code")
+    assert 'run_experiment("objective"' in source and "train(" not in source
 
 
 @pytest.mark.slow

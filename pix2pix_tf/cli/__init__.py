@@ -1,6 +1,6 @@
 """The `pix2pix-tf` command: argument parsing only; the work is in the library.
 
-One module per command group (data, train, use, serve); this one builds the parser
+One module per command group (data, train, use, experiment, serve); this one builds the parser
 and turns every error into one line.
 """
 
@@ -13,7 +13,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
 
-from pix2pix_tf.cli import data, serve, train, use  # noqa: E402
+from pix2pix_tf.cli import data, experiment, serve, train, use  # noqa: E402
 from pix2pix_tf.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE  # noqa: E402
 from pix2pix_tf.errors import Pix2PixError, is_disk_full, short_message  # noqa: E402
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pix2pix-tf", description="pix2pix image-to-image translation")
     parser.add_argument("--debug", action="store_true", help=f"show the traceback of any error (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True)
-    for commands in (data, train, use, serve):
+    for commands in (data, train, use, experiment, serve):
         commands.add_commands(sub)
     return parser
 

@@ -1,5 +1,11 @@
-"""The paper's analyses rerun offline (issue 11, in progress): the scores they are measured with.
+"""The paper's analyses rerun offline: `run_experiment` trains and scores the arms of Tables 1-3.
 
-`metrics` holds the FCN-score analogue's confusion-matrix scores, the sharpness ratio
-and the Lab colour-histogram intersection of Fig. 7.
+`plan` says what each table compares, `segmenter` is the FCN-score analogue's judge,
+`metrics` holds its scores plus the sharpness ratio and the Lab colour-histogram
+intersection of Fig. 7, `runner` trains and scores every arm, and `report` writes
+results.json, results.md and the figures.
 """
+
+from pix2pix_tf.experiments.runner import run_experiment
+
+__all__ = ["run_experiment"]

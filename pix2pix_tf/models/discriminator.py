@@ -26,7 +26,9 @@ from pix2pix_tf.models.layers import model_seed, norm_layer, uses_bias, weight_i
 N_LAYERS = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}  # receptive field -> stride-2 convs
 
 
-def _min_size(n_layers: int) -> int:
+def min_image_size(receptive_field: int) -> int:
+    """The smallest image side a PatchGAN with this receptive field can be built for."""
+    n_layers = N_LAYERS[receptive_field]
     # The two stride-1 4x4 convs each shrink the map by one pixel: need >= 3 after down-sampling.
     return 3 * 2**n_layers if n_layers else 1
 
@@ -65,10 +67,10 @@ def build_discriminator(
     if receptive_field not in N_LAYERS:
         raise Pix2PixError(f"receptive_field must be one of {sorted(N_LAYERS)}; got {receptive_field}")
     n_layers = N_LAYERS[receptive_field]
-    if image_size < _min_size(n_layers):
+    if image_size < min_image_size(receptive_field):
         raise Pix2PixError(
             f"a {receptive_field}x{receptive_field} PatchGAN needs images of at least "
-            f"{_min_size(n_layers)} px; got {image_size}"
+            f"{min_image_size(receptive_field)} px; got {image_size}"
         )
     seed = model_seed(seed)
     bias = uses_bias(norm)

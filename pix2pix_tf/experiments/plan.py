@@ -1,0 +1,185 @@
+"""What the paper's three ablation tables compare, as arms: one training configuration each.
+
+An arm is everything that varies between rows (objective, generator, discriminator
+field, image size); the rest is shared, so every row gets the same budget, data and
+seeds. Rows of different tables that mean the same run (Table 2's U-Net rows are
+Table 1's L1 and L1+cGAN rows; Table 3's 70x70 row is L1+cGAN again, if the sizes
+agree) are one arm, trained once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
+from pix2pix_tf.errors import Pix2PixError
+from pix2pix_tf.models.discriminator import N_LAYERS, min_image_size
+
+TABLES = ("objective", "generator", "discriminator")
+PAPER_SIZE = 256  # the paper's image side, which its receptive fields are relative to
+PAPER_FIELDS = (1, 16, 70, 286)
+
+# The paper's FCN-scores (per-pixel acc, per-class acc, class IoU) on Cityscapes labels -> photo.
+PAPER = {
+    "objective": {
+        "L1": (0.42, 0.15, 0.11),
+        "GAN": (0.22, 0.05, 0.01),
+        "cGAN": (0.57, 0.22, 0.16),
+        "L1+GAN": (0.64, 0.20, 0.15),
+        "L1+cGAN": (0.66, 0.23, 0.17),
+    },
+    "generator": {
+        "Encoder-decoder (L1)": (0.35, 0.12, 0.08),
+        "Encoder-decoder (L1+cGAN)": (0.29, 0.09, 0.05),
+        "U-Net (L1)": (0.48, 0.18, 0.13),
+        "U-Net (L1+cGAN)": (0.55, 0.20, 0.14),
+    },
+    "discriminator": {
+        "1x1 PixelGAN": (0.39, 0.15, 0.10),
+        "16x16": (0.65, 0.21, 0.17),
+        "70x70": (0.66, 0.23, 0.17),
+        "286x286 ImageGAN": (0.42, 0.16, 0.11),
+    },
+}
+PAPER_GROUND_TRUTH = (0.80, 0.26, 0.21)
+# Fig. 7: Lab histogram intersection with the ground truth.
+PAPER_LAB = {
+    "L1": (0.81, 0.69, 0.70),
+    "cGAN": (0.87, 0.74, 0.84),
+    "L1+cGAN": (0.86, 0.84, 0.82),
+    "PixelGAN": (0.83, 0.68, 0.78),
+}
+FCN_KEYS = ("per_pixel_acc", "per_class_acc", "class_iou")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What every arm shares.
+
+    Attributes:
+        steps: training steps per arm (batch `batch_size`).
+        seeds: runs per arm, seeds 0..seeds-1.
+        sizes: image side per table; Table 3 is usually larger, so that the
+            paper's fields keep their size relative to the image.
+        batch_size, ngf, ndf: the small configuration of the demo and notebooks.
+        segmenter_steps: training steps of the FCN-score analogue's segmenter.
+        pairs: synthetic pairs per dataset (80/10/10 train/val/test).
+        quick: a smoke test of the machinery; its numbers mean nothing.
+    """
+
+    steps: int
+    seeds: int
+    sizes: dict[str, int]
+    batch_size: int = 4
+    ngf: int = 16
+    ndf: int = 32
+    segmenter_steps: int = 1500
+    pairs: int = 400
+    quick: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.steps, int) or self.steps < 2:
+            raise Pix2PixError(f"--steps must be a whole number >= 2; got {self.steps!r}")
+        if not isinstance(self.seeds, int) or not 1 <= self.seeds <= 20:
+            raise Pix2PixError(f"--seeds must be a whole number in [1, 20]; got {self.seeds!r}")
+        for table, size in self.sizes.items():
+            if table not in TABLES:
+                raise Pix2PixError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
+            if not isinstance(size, int) or size < 32 or size % 32:
+                raise Pix2PixError(f"--image-size must be a multiple of 32 and at least 32; got {size!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+DEFAULT = Settings(steps=6000, seeds=2, sizes={"objective": 64, "generator": 64, "discriminator": 128})
+QUICK = Settings(
+    steps=6, seeds=1, sizes=dict.fromkeys(TABLES, 32), segmenter_steps=20, pairs=30, ngf=8, ndf=8, quick=True
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """One training configuration (run once per seed)."""
+
+    image_size: int
+    objective: str  # "L1", "GAN", "cGAN", "L1+GAN" or "L1+cGAN" (GAN = D does not see the input)
+    generator: str = "unet"
+    receptive_field: int = 70
+
+    @property
+    def key(self) -> str:
+        """The arm's folder name; the D field only where there is a D."""
+        d = "" if self.objective == "L1" else f"-D{self.receptive_field}"
+        return f"{self.image_size}px-{self.generator}-{self.objective}{d}"
+
+    def config(self, settings: Settings, seed: int) -> Config:
+        """The full training configuration of this arm for one seed (float32 everywhere, for comparability)."""
+        steps = settings.steps
+        return Config(
+            data=DataConfig(image_size=self.image_size, batch_size=settings.batch_size, direction="BtoA"),
+            model=ModelConfig(
+                generator=self.generator,
+                ngf=settings.ngf,
+                ndf=settings.ndf,
+                d_receptive_field=self.receptive_field,
+                conditional=self.objective in ("cGAN", "L1+cGAN"),
+            ),
+            train=TrainConfig(
+                use_l1=self.objective.startswith("L1"),
+                use_gan=self.objective != "L1",
+                steps=steps,
+                seed=seed,
+                precision="float32",
+                checkpoint_every=max(steps // 4, 1),
+                keep_checkpoints=2,
+                sample_every=max(steps // 4, 1),
+                log_every=max(steps // 10, 1),
+            ),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    table: str
+    label: str  # the paper's row name
+    arm: Arm
+    note: str = ""  # how this row maps to the paper's, where it differs
+
+
+def scaled_field(paper_field: int, image_size: int) -> int:
+    """The buildable receptive field whose share of `image_size` is nearest the paper's share of 256 px.
+
+    Nearest on a log scale: a field twice too large is as far off as one half as large.
+    """
+    target = math.log(paper_field / PAPER_SIZE)
+    fields = [f for f in N_LAYERS if min_image_size(f) <= image_size]
+    return min(fields, key=lambda f: (abs(math.log(f / image_size) - target), f))
+
+
+def rows(tables: tuple[str, ...], settings: Settings) -> list[Row]:
+    """The rows of the requested tables, in the paper's order."""
+    out = []
+    if "objective" in tables:
+        size = settings.sizes["objective"]
+        out += [Row("objective", name, Arm(size, name)) for name in PAPER["objective"]]
+    if "generator" in tables:
+        size = settings.sizes["generator"]
+        for label, generator in (("Encoder-decoder", "encoder-decoder"), ("U-Net", "unet")):
+            for objective in ("L1", "L1+cGAN"):
+                out.append(Row("generator", f"{label} ({objective})", Arm(size, objective, generator)))
+    if "discriminator" in tables:
+        size = settings.sizes["discriminator"]
+        for label, paper_field in zip(PAPER["discriminator"], PAPER_FIELDS, strict=True):
+            field = scaled_field(paper_field, size)
+            note = f"here {field}x{field} of {size} px ({field / size:.2f} of the side; paper {paper_field / 256:.2f})"
+            out.append(Row("discriminator", label, Arm(size, "L1+cGAN", receptive_field=field), note))
+        # Fig. 7 compares the PixelGAN's colours with L1 alone, at the same size.
+        out.append(Row("discriminator", "L1 alone (no D, reference)", Arm(size, "L1")))
+    return out
+
+
+def arms(table_rows: list[Row]) -> list[Arm]:
+    """The distinct arms behind `table_rows`, in first-use order."""
+    return list(dict.fromkeys(row.arm for row in table_rows))

@@ -1,0 +1,308 @@
+"""The experiment's outcome: results.json, results.md (beside the paper's tables) and figures.
+
+Each of the paper's claims is checked against the numbers with a stated rule and
+reported in one line: held or not, with the numbers, and whether the difference is
+smaller than the seed-to-seed spread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pix2pix_tf.config import write_json
+from pix2pix_tf.experiments import plan
+
+FIGURE_IMAGES = 4  # test inputs per figure, the same for every arm
+METRICS = (*plan.FCN_KEYS, "l1", "psnr", "ssim", "sharpness", "lab_L", "lab_a", "lab_b")
+_TITLES = {
+    "objective": "Table 1: objective (labels -> photo)",
+    "generator": "Table 2: generator architecture",
+    "discriminator": "Table 3: discriminator receptive field (L1+cGAN)",
+}
+QUICK_NOTE = "QUICK MODE: tiny models trained for a few steps to test the machinery; these numbers mean nothing."
+
+
+def _stats(per_seed: dict) -> dict:
+    values = {m: [s[m] for s in per_seed.values()] for m in METRICS}
+    return {
+        "mean": {m: float(np.mean(v)) for m, v in values.items()},
+        # Sample standard deviation over seeds (0 with one seed).
+        "sd": {m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for m, v in values.items()},
+        "n": len(per_seed),
+    }
+
+
+def _compare(rows: dict, a: str, b: str, metric: str) -> tuple[bool, str, bool]:
+    """(a's mean > b's, "a 0.12 vs b 0.08", whether the gap is within the seeds' spread)."""
+    ra, rb = rows[a], rows[b]
+    ma, mb = ra["mean"][metric], rb["mean"][metric]
+    spread = ra["sd"][metric] + rb["sd"][metric]
+    return ma > mb, f"{a} {ma:.3f} vs {b} {mb:.3f}", abs(ma - mb) <= spread and spread > 0
+
+
+def _claim(claim: str, rule: str, held: bool, evidence: list[str], within: bool) -> dict:
+    return {
+        "claim": claim,
+        "rule": rule,
+        "held": bool(held),
+        "evidence": "; ".join(evidence),
+        "within_seed_spread": bool(within),
+    }
+
+
+def claims(tables: dict[str, dict], references: dict) -> list[dict]:
+    """Checks each of the paper's claims that the tables at hand can speak to."""
+    out = []
+    t1 = tables.get("objective")
+    if t1:
+        held, text, within = _compare(t1, "L1+cGAN", "L1", "sharpness")
+        out.append(
+            _claim(
+                "L1 alone is blurry",
+                "sharpness ratio of L1 < L1+cGAN's (1.0 = as sharp as the real photos)",
+                held,
+                [f"sharpness {text}"],
+                within,
+            )
+        )
+        sharp, s_text, s_within = _compare(t1, "cGAN", "L1", "sharpness")
+        worse, w_text, w_within = _compare(t1, "L1+cGAN", "cGAN", "class_iou")
+        out.append(
+            _claim(
+                "cGAN alone is sharp but artefact-prone",
+                "sharpness of cGAN > L1's, and class IoU of cGAN < L1+cGAN's",
+                sharp and worse,
+                [f"sharpness {s_text}", f"class IoU {w_text}"],
+                s_within or w_within,
+            )
+        )
+        size = next(iter(t1.values()))["image_size"]
+        mismatched = references[size]["mismatched"]["class_iou"]
+        gan, cgan = t1["GAN"]["mean"]["class_iou"], t1["cGAN"]["mean"]["class_iou"]
+        out.append(
+            _claim(
+                "an unconditional D ignores the input",
+                "class IoU of GAN nearer the mismatched-labels reference than cGAN's",
+                abs(gan - mismatched) < abs(cgan - gan),
+                [f"class IoU GAN {gan:.3f}, mismatched labels {mismatched:.3f}, cGAN {cgan:.3f}"],
+                False,
+            )
+        )
+        best = max(t1, key=lambda r: t1[r]["mean"]["class_iou"])
+        runner_up = max((r for r in t1 if r != best), key=lambda r: t1[r]["mean"]["class_iou"])
+        _, text, within = _compare(t1, best, runner_up, "class_iou")
+        out.append(
+            _claim(
+                "L1+cGAN scores best",
+                "L1+cGAN has the highest class IoU of Table 1",
+                best == "L1+cGAN",
+                [f"best {best}; class IoU {text}"],
+                within,
+            )
+        )
+    t2 = tables.get("generator")
+    if t2:
+        l1, l1_text, l1_within = _compare(t2, "U-Net (L1)", "Encoder-decoder (L1)", "class_iou")
+        gan, gan_text, gan_within = _compare(t2, "U-Net (L1+cGAN)", "Encoder-decoder (L1+cGAN)", "class_iou")
+        out.append(
+            _claim(
+                "U-Net beats encoder-decoder",
+                "class IoU of U-Net > encoder-decoder's, with L1 and with L1+cGAN",
+                l1 and gan,
+                [f"class IoU {l1_text}", gan_text],
+                l1_within or gan_within,
+            )
+        )
+    t3 = tables.get("discriminator")
+    if t3:
+        fields = [r for r in t3 if r in plan.PAPER["discriminator"]]
+        best = max(fields, key=lambda r: t3[r]["mean"]["class_iou"])
+        runner_up = max((r for r in fields if r != best), key=lambda r: t3[r]["mean"]["class_iou"])
+        _, text, within = _compare(t3, best, runner_up, "class_iou")
+        out.append(
+            _claim(
+                "70x70 is the sweet spot",
+                "the 70x70 analogue has the highest class IoU of Table 3",
+                best == "70x70",
+                [f"best {best}; class IoU {text}"],
+                within,
+            )
+        )
+        reference = "L1 alone (no D, reference)"
+
+        def colour(row):
+            return (t3[row]["mean"]["lab_a"] + t3[row]["mean"]["lab_b"]) / 2
+
+        colourful = colour("1x1 PixelGAN") > colour(reference)
+        not_sharp, s_text, s_within = _compare(t3, "70x70", "1x1 PixelGAN", "sharpness")
+        out.append(
+            _claim(
+                "1x1 is colourful but not sharp",
+                "mean a/b histogram intersection of 1x1 > L1 alone's, and sharpness of 1x1 < 70x70's",
+                colourful and not_sharp,
+                [
+                    f"a/b intersection 1x1 {colour('1x1 PixelGAN'):.3f} vs L1 alone {colour(reference):.3f}",
+                    f"sharpness {s_text}",
+                ],
+                s_within,
+            )
+        )
+    return out
+
+
+def _fmt(row: dict, metric: str) -> str:
+    mean, sd = row["mean"][metric], row["sd"][metric]
+    digits = 2 if metric == "psnr" else 3
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}" if row["n"] > 1 else f"{mean:.{digits}f}"
+
+
+def _markdown(results: dict) -> str:
+    s = results["settings"]
+    lines = ["# pix2pix ablations, rerun offline", ""]
+    if s["quick"]:
+        lines += [f"**{QUICK_NOTE}**", ""]
+    lines += [
+        f"Data: {results['run']['data']}; labels -> photo. {s['steps']} steps per run at batch {s['batch_size']}, "
+        f"ngf {s['ngf']}, ndf {s['ndf']}, float32, seeds 0..{s['seeds'] - 1} per arm "
+        "(mean ± sample standard deviation over seeds). The paper's numbers are FCN-scores on Cityscapes at 256 px: "
+        "compare orders and gaps, not values.",
+        "",
+        "Score: a segmentation network trained on the real training photos (the FCN-score analogue) is applied to "
+        "each arm's generated test photos and compared with the label maps they were generated from. "
+        "*Ground truth* is the real test photos (the ceiling); *mismatched labels* scores the real photos against "
+        "another image's label map (what ignoring the input earns).",
+        "",
+    ]
+    for table, rows in results["tables"].items():
+        lines += [f"## {_TITLES[table]}", ""]
+        size = next(iter(rows.values()))["image_size"]
+        ref = results["references"][str(size)]
+        lines += [
+            f"{size} px, {ref['test_images']} test images.",
+            "",
+            "| row | per-pixel acc | per-class acc | class IoU | paper (pixel / class / IoU) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, row in rows.items():
+            paper = plan.PAPER[table].get(name)
+            paper_text = " / ".join(f"{v:.2f}" for v in paper) if paper else "–"
+            label = f"{name} ({row['note']})" if row["note"] else name
+            lines.append(f"| {label} | " + " | ".join(_fmt(row, m) for m in plan.FCN_KEYS) + f" | {paper_text} |")
+        gt, mm = ref["ground_truth"], ref["mismatched"]
+        lines.append(
+            "| ground truth (real photos) | "
+            + " | ".join(f"{gt[m]:.3f}" for m in plan.FCN_KEYS)
+            + " | "
+            + " / ".join(f"{v:.2f}" for v in plan.PAPER_GROUND_TRUTH)
+            + " |"
+        )
+        lines.append(
+            "| mismatched labels (chance-like) | " + " | ".join(f"{mm[m]:.3f}" for m in plan.FCN_KEYS) + " | – |"
+        )
+        lines += [
+            "",
+            "| row | L1 | PSNR dB | SSIM | sharpness (1 = real) | Lab ∩ L | a | b |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, row in rows.items():
+            metrics = ("l1", "psnr", "ssim", "sharpness", "lab_L", "lab_a", "lab_b")
+            lines.append(f"| {name} | " + " | ".join(_fmt(row, m) for m in metrics) + " |")
+        lines += ["", f"![{_TITLES[table]}](figures/{table}.png)", ""]
+    lines += ["## The paper's claims, checked", ""]
+    for c in results["claims"]:
+        verdict = "held" if c["held"] else "did not hold"
+        spread = " (the gap is within the seed-to-seed spread)" if c["within_seed_spread"] else ""
+        lines.append(f"- **{c['claim']}**: {verdict}{spread}. {c['evidence']}. Rule: {c['rule']}.")
+    lines += [
+        "",
+        "Paper, Fig. 7 (Lab histogram intersection, L / a / b): "
+        + "; ".join(f"{k} {' / '.join(f'{v:.2f}' for v in vals)}" for k, vals in plan.PAPER_LAB.items())
+        + ".",
+        "",
+    ]
+    run = results["run"]
+    m = run["machine"]
+    lines += [
+        "## Run",
+        "",
+        f"- Command: `{run['command']}`",
+        f"- Machine: {m['cpu']}, {m['cores']} cores, TensorFlow {m['tensorflow']}, Python {m['python']}",
+        f"- Training and scoring time summed over runs: {run['arm_seconds_total'] / 60:.1f} min; "
+        f"wall time of the last call: {run['wall_seconds_this_call'] / 60:.1f} min",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _figure(path: Path, title: str, names: list[str], inputs, targets, outputs: list[np.ndarray]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = ["input", *names, "target"]
+    n = min(FIGURE_IMAGES, len(inputs))
+    fig, axes = plt.subplots(n, len(columns), figsize=(1.6 * len(columns), 1.7 * n + 0.4), squeeze=False)
+    for r in range(n):
+        for c, images in enumerate([inputs, *outputs, targets]):
+            ax = axes[r][c]
+            ax.imshow(images[r])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[c], fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(out: Path, table_rows, settings, scores, references, figures, outputs, run_info) -> dict:
+    """Writes results.json, results.md and figures/{table}.png; returns the results.
+
+    Args:
+        out: the experiment folder.
+        table_rows: the plan's rows.
+        settings: the plan's settings.
+        scores: per arm key, per seed, the arm's scores.
+        references: per image size, the ground-truth and mismatched-label scores.
+        figures: per image size, (test inputs, test targets) as uint8.
+        outputs: per arm key, seed 0's first test outputs.
+        run_info: command, machine and times.
+    """
+    tables: dict[str, dict] = {}
+    for row in table_rows:
+        tables.setdefault(row.table, {})[row.label] = {
+            "arm": row.arm.key,
+            "image_size": row.arm.image_size,
+            "note": row.note,
+            "paper": dict(zip(plan.FCN_KEYS, plan.PAPER[row.table].get(row.label, ()), strict=False)),
+            **_stats(scores[row.arm.key]),
+        }
+    results = {
+        "quick": settings.quick,
+        "note": QUICK_NOTE if settings.quick else "",
+        "settings": settings.to_dict(),
+        "references": {str(size): ref for size, ref in references.items()},
+        "tables": tables,
+        "claims": claims(tables, references),
+        "arms": {key: {str(seed): s for seed, s in per_seed.items()} for key, per_seed in scores.items()},
+        "run": run_info,
+    }
+    (out / "figures").mkdir(exist_ok=True)
+    for table, rows in tables.items():
+        size = next(iter(rows.values()))["image_size"]
+        inputs, targets = figures[size]
+        _figure(
+            out / "figures" / f"{table}.png",
+            _TITLES[table] + (" (quick mode: meaningless)" if settings.quick else ""),
+            list(rows),
+            inputs,
+            targets,
+            [outputs[row["arm"]] for row in rows.values()],
+        )
+    write_json(out / "results.json", results)
+    (out / "results.md").write_text(_markdown(results))
+    return results

@@ -1,0 +1,61 @@
+import pytest
+
+from pix2pix_tf.errors import Pix2PixError
+from pix2pix_tf.experiments import plan
+from pix2pix_tf.models import build_models, receptive_field
+
+
+def test_fields_keep_the_papers_share_of_the_image():
+    assert [plan.scaled_field(f, 256) for f in plan.PAPER_FIELDS] == [1, 16, 70, 286]
+    # 128 px: 34/128 = 0.27 like 70/256, 142/128 = 1.1 like 286/256; no 8 px PatchGAN exists, 16 is nearest.
+    assert [plan.scaled_field(f, 128) for f in plan.PAPER_FIELDS] == [1, 16, 34, 142]
+    # Only fields that can be built at the size are chosen (286 needs 96 px).
+    assert plan.scaled_field(286, 64) == 70
+
+
+def test_default_plan_trains_shared_rows_once():
+    rows = plan.rows(plan.TABLES, plan.DEFAULT)
+    assert [r.label for r in rows if r.table == "objective"] == list(plan.PAPER["objective"])
+    assert len(rows) == 5 + 4 + 5
+    arms = plan.arms(rows)
+    # Table 2's U-Net rows are Table 1's L1 and L1+cGAN arms; Table 3 runs at its own size.
+    assert len(arms) == 5 + 2 + 5
+    by_label = {(r.table, r.label): r.arm for r in rows}
+    assert by_label[("generator", "U-Net (L1)")] == by_label[("objective", "L1")]
+    assert {r.arm.image_size for r in rows if r.table == "discriminator"} == {128}
+    assert [r.arm.receptive_field for r in rows if r.table == "discriminator"][:4] == [1, 16, 34, 142]
+
+
+@pytest.mark.parametrize(
+    "objective, use_l1, use_gan, conditional",
+    [
+        ("L1", True, False, True),
+        ("GAN", False, True, False),
+        ("cGAN", False, True, True),
+        ("L1+GAN", True, True, False),
+        ("L1+cGAN", True, True, True),
+    ],
+)
+def test_each_objective_becomes_the_right_training_config(objective, use_l1, use_gan, conditional):
+    config = plan.Arm(64, objective).config(plan.DEFAULT, seed=1)
+    assert (config.train.use_l1, config.train.use_gan) == (use_l1, use_gan)
+    assert config.model.conditional == conditional or not use_gan
+    assert config.train.seed == 1 and config.train.steps == plan.DEFAULT.steps
+    assert config.train.precision == "float32" and config.data.direction == "BtoA"
+
+
+def test_the_arms_discriminator_has_the_planned_field():
+    arm = plan.Arm(128, "L1+cGAN", receptive_field=34)
+    settings = plan.Settings(steps=10, seeds=1, sizes={"discriminator": 128}, ndf=8, ngf=8)
+    _, d = build_models(arm.config(settings, 0), seed=0)
+    assert receptive_field(d) == 34
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"steps": 1}, "--steps"), ({"seeds": 0}, "--seeds"), ({"sizes": {"objective": 48}}, "multiple of 32")],
+)
+def test_bad_settings_are_refused(kwargs, message):
+    base = {"steps": 10, "seeds": 1, "sizes": {"objective": 64}}
+    with pytest.raises(Pix2PixError, match=message):
+        plan.Settings(**{**base, **kwargs})

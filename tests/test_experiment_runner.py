@@ -1,0 +1,167 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pix2pix_tf.cli import main
+from pix2pix_tf.data.synthetic import synthesize
+from pix2pix_tf.errors import Pix2PixError
+from pix2pix_tf.experiments import plan, report, runner
+from pix2pix_tf.train import train
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """Table 1 in quick mode with two seeds, through the CLI."""
+    out = tmp_path_factory.mktemp("experiment") / "objective"
+    code = main(["experiment", "objective", "--out", str(out), "--quick", "--seeds", "2"])
+    assert code == 0
+    return out
+
+
+def test_quick_run_writes_tables_claims_and_figures(quick, capsys):
+    results = json.loads((quick / "results.json").read_text())
+    assert results["quick"] and "mean nothing" in results["note"]
+    rows = results["tables"]["objective"]
+    assert list(rows) == list(plan.PAPER["objective"])
+    for name, row in rows.items():
+        assert row["n"] == 2 and set(row["mean"]) == set(report.METRICS)
+        seeds = results["arms"][row["arm"]]
+        assert set(seeds) == {"0", "1"}
+        # mean and spread are those of the two seeds' own scores
+        values = [seeds[s]["class_iou"] for s in ("0", "1")]
+        assert row["mean"]["class_iou"] == pytest.approx(np.mean(values))
+        assert row["sd"]["class_iou"] == pytest.approx(np.std(values, ddof=1))
+        assert row["paper"]["class_iou"] == plan.PAPER["objective"][name][2]
+    ref = results["references"]["32"]
+    assert set(ref["ground_truth"]) == set(plan.FCN_KEYS)
+    assert [c["claim"] for c in results["claims"]] == [
+        "L1 alone is blurry",
+        "cGAN alone is sharp but artefact-prone",
+        "an unconditional D ignores the input",
+        "L1+cGAN scores best",
+    ]
+    md = (quick / "results.md").read_text()
+    assert "QUICK MODE" in md and "0.66 / 0.23 / 0.17" in md and "![" in md
+    # input, five arms, target; four test rows (the quick split has 3 test images)
+    figure = Image.open(quick / "figures" / "objective.png")
+    assert figure.size[0] > figure.size[1]
+    for arm in {row["arm"] for row in rows.values()}:
+        assert np.load(quick / "arms" / arm / "seed0" / runner.OUTPUTS_FILE).shape == (3, 32, 32, 3)
+
+
+def test_a_rerun_skips_finished_runs(quick, monkeypatch, capsys):
+    before = (quick / "results.json").read_text()
+
+    def never(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(runner, "train", never)
+    runner.run_experiment("objective", quick, quick=True, seeds=2)
+    assert "10 already finished" in capsys.readouterr().out
+    assert json.loads(before)["tables"] == json.loads((quick / "results.json").read_text())["tables"]
+
+
+def test_an_interrupted_experiment_resumes(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "exp"
+    # A run stopped halfway: its work dir holds a checkpoint at step 3 of 6 and no scores.
+    runner.run_experiment("generator", out, quick=True)
+    arm = plan.Arm(32, "L1+cGAN", "encoder-decoder")
+    workdir = out / "arms" / arm.key / "seed0"
+    import shutil
+
+    shutil.rmtree(workdir)
+    train(arm.config(plan.QUICK, 0).replace(train={"steps": 3}), out / "data" / "facades32", workdir)
+    capsys.readouterr()
+    runner.run_experiment("generator", out, quick=True)
+    text = capsys.readouterr().out
+    assert "3 already finished" in text
+    assert "resuming from step 3" in text and f"{arm.key} seed 0" in text
+    assert json.loads((workdir / runner.SCORES_FILE).read_text())["step"] == plan.QUICK.steps
+
+    # Ctrl-C inside a run: the experiment stops and the run is not counted as finished.
+    (workdir / runner.SCORES_FILE).unlink()
+    real_train = runner.train
+
+    def interrupted(*args, **kwargs):
+        result = real_train(*args, **kwargs)
+        result.interrupted = True
+        return result
+
+    monkeypatch.setattr(runner, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_experiment("generator", out, quick=True)
+    assert not (workdir / runner.SCORES_FILE).exists()
+    assert "rerun the same command to resume" in capsys.readouterr().out
+
+
+def test_other_settings_in_the_same_folder_are_refused(quick):
+    with pytest.raises(Pix2PixError, match="steps: was 6, now 7"):
+        runner.run_experiment("objective", quick, quick=True, steps=7)
+
+
+def test_a_folder_that_is_not_an_experiment_is_refused(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep")
+    with pytest.raises(Pix2PixError, match="not an experiment folder"):
+        runner.run_experiment("objective", tmp_path, quick=True)
+    assert (tmp_path / "mine.txt").read_text() == "keep"
+
+
+def test_data_without_the_facades_palette_is_refused(tmp_path):
+    synthesize("edges2shapes", tmp_path / "shapes", count=20, size=32, seed=0)
+    with pytest.raises(Pix2PixError, match="does not use the facades palette"):
+        runner.run_experiment("objective", tmp_path / "exp", data_dir=tmp_path / "shapes", quick=True)
+
+
+def test_cli_refuses_an_unknown_table(capsys):
+    with pytest.raises(SystemExit):
+        main(["experiment", "colour", "--out", "x"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def _row(**means):
+    base = dict.fromkeys(report.METRICS, 0.5)
+    return {"mean": {**base, **means}, "sd": dict.fromkeys(report.METRICS, 0.0), "n": 1, "image_size": 64}
+
+
+def test_claims_follow_the_numbers():
+    refs = {64: {"mismatched": {"class_iou": 0.10}}}
+    paper_like = {
+        "L1": _row(sharpness=0.4, class_iou=0.30),
+        "GAN": _row(sharpness=0.9, class_iou=0.11),
+        "cGAN": _row(sharpness=0.9, class_iou=0.35),
+        "L1+GAN": _row(sharpness=0.8, class_iou=0.38),
+        "L1+cGAN": _row(sharpness=0.8, class_iou=0.40),
+    }
+    verdicts = {c["claim"]: c["held"] for c in report.claims({"objective": paper_like}, refs)}
+    assert all(verdicts.values()), verdicts
+    # L1 as sharp as L1+cGAN and the best score; the GAN row following its input as cGAN does.
+    contrary = {
+        **paper_like,
+        "L1": _row(sharpness=0.9, class_iou=0.45),
+        "GAN": _row(sharpness=0.9, class_iou=0.34),
+    }
+    verdicts = {c["claim"]: c["held"] for c in report.claims({"objective": contrary}, refs)}
+    assert verdicts == {
+        "L1 alone is blurry": False,
+        "cGAN alone is sharp but artefact-prone": False,
+        "an unconditional D ignores the input": False,
+        "L1+cGAN scores best": False,
+    }
+
+
+def test_table3_claims_use_the_l1_reference_row():
+    rows = {
+        "1x1 PixelGAN": _row(sharpness=0.5, lab_a=0.8, lab_b=0.8, class_iou=0.2),
+        "16x16": _row(class_iou=0.3),
+        "70x70": _row(sharpness=0.8, class_iou=0.35),
+        "286x286 ImageGAN": _row(class_iou=0.25),
+        "L1 alone (no D, reference)": _row(lab_a=0.6, lab_b=0.6),
+    }
+    verdicts = {c["claim"]: c["held"] for c in report.claims({"discriminator": rows}, {})}
+    assert verdicts == {"70x70 is the sweet spot": True, "1x1 is colourful but not sharp": True}
+    rows["L1 alone (no D, reference)"] = _row(lab_a=0.9, lab_b=0.9)
+    rows["16x16"] = _row(class_iou=0.5)
+    verdicts = {c["claim"]: c["held"] for c in report.claims({"discriminator": rows}, {})}
+    assert verdicts == {"70x70 is the sweet spot": False, "1x1 is colourful but not sharp": False}
