@@ -19,7 +19,7 @@ NORMS = ("batch", "instance", "none")
 GENERATORS = ("unet", "encoder-decoder")
 RECEPTIVE_FIELDS = (1, 16, 34, 70, 142, 286)
 GAN_LOSSES = ("vanilla", "lsgan")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")  # auto: see pix2pix_tf.precision
 TFLITE_VARIANTS = ("float32", "float16", "int8", "dynamic")
 # The layout of a training work dir, known here only.
 CONFIG_FILE = "config.json"  # the resolved config, in every work dir and export
@@ -159,7 +159,7 @@ class TrainConfig:
     epochs: int | None = None
     decay_steps: int | None = None
     decay_epochs: int | None = None
-    precision: str = "float32"
+    precision: str = "auto"  # resolved per machine when training starts; config.json records the choice
     seed: int = 0
     checkpoint_every: int = 500
     keep_checkpoints: int = 3

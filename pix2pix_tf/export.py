@@ -48,7 +48,7 @@ from pix2pix_tf.config import (
 from pix2pix_tf.data.files import find_pairs
 from pix2pix_tf.data.pipeline import decode_image, eval_dataset, image_to_model, to_uint8, train_dataset
 from pix2pix_tf.errors import Pix2PixError
-from pix2pix_tf.inference import NATIVE_SIGNATURE, SAVED_MODEL_DIR, TFLiteRunner, load_generator
+from pix2pix_tf.inference import NATIVE_SIGNATURE, SAVED_MODEL_DIR, TFLiteRunner, check_threads, load_generator
 from pix2pix_tf.models import any_size, generate
 from pix2pix_tf.outputs import check_replaceable, staged_output
 from pix2pix_tf.runtime import quiet_native_output
@@ -254,7 +254,8 @@ def _write_report(out: Path, report: dict) -> None:
         f"TFLite: batch fixed at 1 (resize_tensor_input for more), builtin ops only, float32 input and output "
         f"in [-1, 1]. Agreement: PSNR of each model's outputs against the Keras model's on "
         f"{report['agreement_inputs']} {_describe_inputs(report['agreement_split'])}; latency: median of "
-        f"{report['latency_runs']} runs, ai-edge-litert, 2 threads, one {report['image_size']} px image.",
+        f"{report['latency_runs']} runs, ai-edge-litert, {report['tflite_threads']} threads, "
+        f"one {report['image_size']} px image.",
         "",
         "| variant | file | size MB | PSNR vs Keras (dB) | gate (dB) | median latency (ms) | shipped |",
         "|---|---|---|---|---|---|---|",
@@ -312,6 +313,7 @@ def export(
     data_dir: str | Path | None = None,
     agreement_inputs: int = 8,
     latency_runs: int = 10,
+    tflite_threads: int | None = None,
 ) -> dict:
     """Exports a trained generator as a SavedModel and TFLite models, with a report.
 
@@ -334,6 +336,7 @@ def export(
             the one recorded by training.
         agreement_inputs: held-out images compared against the Keras model.
         latency_runs: timed interpreter calls per variant.
+        tflite_threads: interpreter threads for the checks and the latency (default: the available cores).
 
     Returns:
         The report (also written as report.json and report.md).
@@ -345,6 +348,7 @@ def export(
     unknown = set(tflite) - set(TFLITE_VARIANTS)
     if unknown:
         raise Pix2PixError(f"unknown TFLite variant(s) {sorted(unknown)}; choose from {', '.join(TFLITE_VARIANTS)}")
+    tflite_threads = check_threads(tflite_threads)
     data_dir = Path(data_dir) if data_dir else _recorded_data_dir(workdir)
     _check_export_dir(out, workdir, data_dir)
     generator, config, step = load_generator(workdir)
@@ -357,7 +361,17 @@ def export(
         accept=_is_export_before_markers,
     ) as tmp:
         report = _export_into(
-            tmp, generator, config, workdir, step, tuple(tflite), stochastic, data_dir, agreement_inputs, latency_runs
+            tmp,
+            generator,
+            config,
+            workdir,
+            step,
+            tuple(tflite),
+            stochastic,
+            data_dir,
+            agreement_inputs,
+            latency_runs,
+            tflite_threads,
         )
         report["export_dir"] = str(out)
         _write_report(tmp, report)
@@ -388,6 +402,7 @@ def _export_into(
     data_dir: Path,
     agreement_inputs: int,
     latency_runs: int,
+    tflite_threads: int,
 ) -> dict:
     save_config(config, out / CONFIG_FILE)
     params = int(sum(np.prod(v.shape) for v in generator.weights))
@@ -415,7 +430,7 @@ def _export_into(
         notes.append(STOCHASTIC_TFLITE_NOTE)
     for variant in variants:
         model = _tflite_bytes(generator, variant, representative)
-        runner = TFLiteRunner(model)
+        runner = TFLiteRunner(model, num_threads=tflite_threads)
         agreement = psnr(runner(inputs), reference)
         latency = _median_latency_ms(runner, inputs[0], latency_runs)
         gate = AGREEMENT_GATES[variant]
@@ -448,6 +463,7 @@ def _export_into(
         "agreement_inputs": len(inputs),
         "agreement_split": split,
         "latency_runs": latency_runs,
+        "tflite_threads": tflite_threads,
         "saved_model": {
             "dir": SAVED_MODEL_DIR,
             "variables_bytes": variables_bytes,

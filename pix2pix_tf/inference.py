@@ -18,6 +18,7 @@ same size in one of two ways:
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,20 +57,38 @@ def load_generator(workdir: str | Path) -> tuple[keras.Model, Config, int]:
     return generator, config, int(step)
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def check_threads(num_threads: int | None) -> int:
+    """`num_threads`, or the available cores for None; anything but a whole number >= 1 is refused."""
+    if num_threads is None:
+        return available_cores()
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise Pix2PixError(f"TFLite threads must be a whole number >= 1; got {num_threads!r}")
+    return num_threads
+
+
 class TFLiteRunner:
     """Runs a .tflite generator with ai-edge-litert, one image at a time.
 
     Args:
         model: a .tflite path or its bytes.
-        num_threads: interpreter threads.
+        num_threads: interpreter threads (default: the cores this process may use).
     """
 
-    def __init__(self, model: str | Path | bytes, num_threads: int = 2):
+    def __init__(self, model: str | Path | bytes, num_threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
+        self.num_threads = check_threads(num_threads)
         kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
         with quiet_native_output():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
-            self.interpreter = Interpreter(num_threads=num_threads, **kwargs)
+            self.interpreter = Interpreter(num_threads=self.num_threads, **kwargs)
             self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
@@ -247,7 +266,7 @@ def _from_saved_model(path: Path) -> Translator:
     )
 
 
-def _from_tflite(path: Path, num_threads: int) -> Translator:
+def _from_tflite(path: Path, num_threads: int | None) -> Translator:
     if not path.is_file():
         raise Pix2PixError(f"{path}: no such file")
     try:
@@ -257,7 +276,7 @@ def _from_tflite(path: Path, num_threads: int) -> Translator:
     return Translator(runner, runner, runner.image_size, runner.channels, "tflite", path)
 
 
-def load(path: str | Path, stochastic: bool = False, num_threads: int = 2) -> Translator:
+def load(path: str | Path, stochastic: bool = False, num_threads: int | None = None) -> Translator:
     """Loads a trained generator in any of its forms.
 
     Args:
@@ -265,7 +284,7 @@ def load(path: str | Path, stochastic: bool = False, num_threads: int = 2) -> Tr
             SavedModel dir, or a .tflite file.
         stochastic: the paper's test mode (dropout on, batch statistics); work
             dirs only, as exported models are deterministic.
-        num_threads: TFLite interpreter threads.
+        num_threads: TFLite interpreter threads (default: the available cores).
 
     Returns:
         A `Translator`.

@@ -38,6 +38,7 @@ from pix2pix_tf.data.pipeline import eval_dataset, to_uint8, train_dataset
 from pix2pix_tf.errors import Pix2PixError, is_disk_full, short_message
 from pix2pix_tf.losses import discriminator_loss, generator_loss
 from pix2pix_tf.models import build_models, generate
+from pix2pix_tf.precision import resolve as resolve_precision
 
 DEFAULT_EPOCHS = 200  # reference repo: 100 epochs constant + 100 decaying
 
@@ -111,7 +112,9 @@ class Pix2Pix:
     """
 
     def __init__(self, config: Config, schedule: Schedule, run_eagerly: bool = False):
-        self.config = config
+        precision, self.precision_reason = resolve_precision(config.train.precision)
+        # The concrete choice is what config.json records, so a resumed run keeps it.
+        self.config = config = config.replace(train={"precision": precision})
         keras.utils.set_random_seed(config.train.seed)
         self.generator, self.discriminator = build_models(config, seed=config.train.seed)
         self.g_optimizer = self._optimizer(schedule, "g_optimizer")
@@ -299,6 +302,9 @@ def train(
     pairs = pairs or find_pairs(data_dir, "train", config.data)
     schedule = resolve_schedule(config, len(pairs))
     model = Pix2Pix(config, schedule, run_eagerly=run_eagerly)
+    if config.train.precision != model.config.train.precision:
+        print(f"precision auto -> {model.config.train.precision}: {model.precision_reason}")
+    config = model.config
     checkpoint_dir = workdir / CHECKPOINT_DIR
     restored = restore_newest_readable(model.checkpoint, checkpoint_dir)
     manager = tf.train.CheckpointManager(model.checkpoint, checkpoint_dir, max_to_keep=config.train.keep_checkpoints)
@@ -376,7 +382,15 @@ def train(
         if step != saved_step:
             save(step)
         # The dataset is recorded so that export can calibrate int8 without asking again.
-        write_json(workdir / RUN_FILE, {"data_dir": str(Path(data_dir).resolve()), "step": step, "losses": logs})
+        write_json(
+            workdir / RUN_FILE,
+            {
+                "data_dir": str(Path(data_dir).resolve()),
+                "step": step,
+                "losses": logs,
+                "precision": {"chosen": config.train.precision, "why": model.precision_reason},
+            },
+        )
     except KeyboardInterrupt:  # pressed outside the main thread, where no handler could be set
         ctrl_c.pressed = True
         if step != saved_step:

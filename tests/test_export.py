@@ -69,6 +69,9 @@ def test_export_layout_and_report(exported):
     marker = json.loads((out / MARKER).read_text())
     assert marker["step"] == 60 and marker["version"] and marker["created"]
     assert "| float16 |" in (out / "report.md").read_text()
+    # latency is measured with as many interpreter threads as the machine gives this process
+    cores = export_mod.check_threads(None)
+    assert report["tflite_threads"] == cores and f"ai-edge-litert, {cores} threads" in (out / "report.md").read_text()
     assert export_mod.STOCHASTIC_TFLITE_NOTE in report["notes"]
     assert "generator_float16.tflite is the default mobile model." in report["notes"]
     assert not list(out.parent.glob(".exp.*"))

@@ -214,3 +214,42 @@ def test_cli_predict_native_size(trained, tmp_path):
     a = np.asarray(Image.open(tmp_path / "model/big.png"))
     b = np.asarray(Image.open(tmp_path / "native/big.png"))
     assert a.shape == b.shape == (50, 90, 3) and not np.array_equal(a, b)
+
+
+def test_tflite_threads_default_to_the_available_cores_and_can_be_set(trained, monkeypatch, tmp_path):
+    import pix2pix_tf.inference as inference
+
+    seen = []
+    real = inference.TFLiteRunner.__init__
+
+    def spy(self, model, num_threads=None):
+        real(self, model, num_threads)
+        seen.append(self.num_threads)
+
+    monkeypatch.setattr(inference, "available_cores", lambda: 3)
+    monkeypatch.setattr(inference.TFLiteRunner, "__init__", spy)
+    tflite = trained / "exp" / "generator_float32.tflite"
+    load(tflite)
+    load(tflite, num_threads=1)
+    from pix2pix_tf.cli import main
+
+    write_image(tmp_path / "in" / "a.png", np.zeros((32, 32, 3)))
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(tflite),
+                "--input",
+                str(tmp_path / "in"),
+                "--output",
+                str(tmp_path / "o"),
+                "--threads",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert seen == [3, 1, 2]
+    with pytest.raises(Pix2PixError, match="whole number >= 1; got 0"):
+        load(tflite, num_threads=0)

@@ -18,7 +18,7 @@ from pix2pix_tf.train import LinearDecay, NonFiniteLossError, Pix2Pix, Schedule,
 TINY = Config(
     data=DataConfig(image_size=32, batch_size=2, direction="BtoA"),
     model=ModelConfig(ngf=8, ndf=8),
-    train=TrainConfig(steps=6, log_every=1, sample_every=3, checkpoint_every=100),
+    train=TrainConfig(steps=6, log_every=1, sample_every=3, checkpoint_every=100, precision="float32"),
 )
 SCHEDULE = Schedule(total_steps=100, decay_steps=50, images_per_epoch=10, batch_size=2)
 

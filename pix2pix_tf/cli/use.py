@@ -10,7 +10,7 @@ def _predict(args):
 
     if args.model and args.stochastic:
         raise Pix2PixError("--stochastic needs --workdir: exported models are deterministic")
-    translator = load(args.model or args.workdir, stochastic=args.stochastic)
+    translator = load(args.model or args.workdir, stochastic=args.stochastic, num_threads=args.threads)
     predict(translator, args.input, args.output, half=args.input_half, native_size=args.native_size)
 
 
@@ -18,7 +18,14 @@ def _export(args):
     from pix2pix_tf.export import export
 
     variants = tuple(v for v in args.tflite.split(",") if v)
-    export(args.workdir, args.out, tflite=variants, stochastic=args.stochastic, data_dir=args.data)
+    export(
+        args.workdir,
+        args.out,
+        tflite=variants,
+        stochastic=args.stochastic,
+        data_dir=args.data,
+        tflite_threads=args.threads,
+    )
 
 
 def _evaluate(args):
@@ -66,6 +73,7 @@ def add_commands(sub):
         choices=("left", "right"),
         help="translate only this half of A|B images (e.g. 'right' for facades label maps)",
     )
+    p.add_argument("--threads", type=int, help="TFLite interpreter threads (default: the available cores)")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("evaluate", help="L1 / PSNR / SSIM and an HTML results page")
@@ -90,6 +98,9 @@ def add_commands(sub):
     )
     p.add_argument("--stochastic", action="store_true", help="add a serving_stochastic signature (dropout on)")
     p.add_argument("--data", help="dataset for int8 calibration and checks (default: the one trained on)")
+    p.add_argument(
+        "--threads", type=int, help="TFLite threads for the checks and latency (default: the available cores)"
+    )
     p.set_defaults(func=_export)
 
     p = sub.add_parser("demo", help="synthesise facades, train, evaluate: the whole job in minutes")

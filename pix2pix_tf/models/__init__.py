@@ -1,4 +1,4 @@
-"""The generator and discriminator networks (imports keras and config only)."""
+"""The generator and discriminator networks (imports keras, config and precision only)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import keras
 from pix2pix_tf.config import Config
 from pix2pix_tf.models.discriminator import build_discriminator, receptive_field
 from pix2pix_tf.models.generator import any_size, build_generator, generate, unet_depth
+from pix2pix_tf.precision import resolve
 
 
 def _dtype(precision: str) -> str | None:
+    precision, _ = resolve(precision)  # "auto": this machine's choice
     return None if precision == "float32" else precision
 
 
