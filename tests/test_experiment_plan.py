@@ -20,6 +20,8 @@ def test_default_plan_trains_shared_rows_once():
     arms = plan.arms(rows)
     # Table 2's U-Net rows are Table 1's L1 and L1+cGAN arms; Table 3 runs at its own size.
     assert len(arms) == 5 + 2 + 5
+    # Tables 1 and 2 use the 70x70 PatchGAN scaled to 64 px (16 px: 0.25 of the side, as 70/256).
+    assert {r.arm.receptive_field for r in rows if r.table != "discriminator" and r.arm.objective != "L1"} == {16}
     by_label = {(r.table, r.label): r.arm for r in rows}
     assert by_label[("generator", "U-Net (L1)")] == by_label[("objective", "L1")]
     assert {r.arm.image_size for r in rows if r.table == "discriminator"} == {128}
@@ -29,7 +31,7 @@ def test_default_plan_trains_shared_rows_once():
 @pytest.mark.parametrize(
     "objective, use_l1, use_gan, conditional",
     [
-        ("L1", True, False, True),
+        ("L1", True, False, False),
         ("GAN", False, True, False),
         ("cGAN", False, True, True),
         ("L1+GAN", True, True, False),
@@ -39,9 +41,20 @@ def test_default_plan_trains_shared_rows_once():
 def test_each_objective_becomes_the_right_training_config(objective, use_l1, use_gan, conditional):
     config = plan.Arm(64, objective).config(plan.DEFAULT, seed=1)
     assert (config.train.use_l1, config.train.use_gan) == (use_l1, use_gan)
-    assert config.model.conditional == conditional or not use_gan
+    assert config.model.conditional == conditional
     assert config.train.seed == 1 and config.train.steps == plan.DEFAULT.steps
     assert config.train.precision == "float32" and config.data.direction == "BtoA"
+
+
+def test_table3s_70_row_is_table1s_l1_cgan_run_at_the_same_size():
+    settings = plan.Settings(steps=10, seeds=1, sizes={"objective": 128, "discriminator": 128})
+    by_label = {(r.table, r.label): r.arm for r in plan.rows(("objective", "discriminator"), settings)}
+    assert by_label[("discriminator", "70x70")] == by_label[("objective", "L1+cGAN")]
+
+
+def test_table3_refuses_a_size_where_the_fields_collapse():
+    with pytest.raises(Pix2PixError, match="fields collapse"):
+        plan.rows(("discriminator",), plan.Settings(steps=10, seeds=1, sizes={"discriminator": 64}))
 
 
 def test_the_arms_discriminator_has_the_planned_field():

@@ -35,6 +35,8 @@ def test_quick_run_writes_tables_claims_and_figures(quick, capsys):
         assert row["sd"]["class_iou"] == pytest.approx(np.std(values, ddof=1))
         assert row["paper"]["class_iou"] == plan.PAPER["objective"][name][2]
     ref = results["references"]["32"]
+    gap = ref["ground_truth"]["class_iou"] - ref["mismatched"]["class_iou"]
+    assert ("Warning: the segmenter's ceiling" in (quick / "results.md").read_text()) == (gap < report.USEFUL_GAP)
     assert set(ref["ground_truth"]) == set(plan.FCN_KEYS)
     assert [c["claim"] for c in results["claims"]] == [
         "L1 alone is blurry",
@@ -67,7 +69,7 @@ def test_an_interrupted_experiment_resumes(tmp_path, capsys, monkeypatch):
     out = tmp_path / "exp"
     # A run stopped halfway: its work dir holds a checkpoint at step 3 of 6 and no scores.
     runner.run_experiment("generator", out, quick=True)
-    arm = plan.Arm(32, "L1+cGAN", "encoder-decoder")
+    arm = next(r.arm for r in plan.rows(("generator",), plan.QUICK) if r.label == "Encoder-decoder (L1+cGAN)")
     workdir = out / "arms" / arm.key / "seed0"
     import shutil
 
@@ -108,10 +110,25 @@ def test_a_folder_that_is_not_an_experiment_is_refused(tmp_path):
     assert (tmp_path / "mine.txt").read_text() == "keep"
 
 
-def test_data_without_the_facades_palette_is_refused(tmp_path):
+def test_data_without_the_facades_palette_is_refused_before_anything_is_written(tmp_path):
     synthesize("edges2shapes", tmp_path / "shapes", count=20, size=32, seed=0)
     with pytest.raises(Pix2PixError, match="does not use the facades palette"):
         runner.run_experiment("objective", tmp_path / "exp", data_dir=tmp_path / "shapes", quick=True)
+    assert not (tmp_path / "exp").exists()  # so the same --out works with the right data
+    with pytest.raises(Pix2PixError, match="folder not found"):
+        runner.run_experiment("objective", tmp_path / "exp", data_dir=tmp_path / "missing", quick=True)
+
+
+def test_a_file_as_out_and_bad_options_are_one_line_errors(tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    assert main(["experiment", "objective", "--out", str(tmp_path / "file"), "--quick"]) == 2
+    assert "is a file" in capsys.readouterr().err and (tmp_path / "file").read_text() == "mine"
+    assert main(["experiment", "objective", "--out", str(tmp_path / "x"), "--steps", "1"]) == 2
+    assert "--steps must be a whole number >= 2" in capsys.readouterr().err
+    # Table 3 at 64 px would map the paper's 1 and 16 to the same field.
+    assert main(["experiment", "discriminator", "--out", str(tmp_path / "y"), "--image-size", "64"]) == 2
+    assert "fields collapse" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
 def test_cli_refuses_an_unknown_table(capsys):
@@ -126,7 +143,7 @@ def _row(**means):
 
 
 def test_claims_follow_the_numbers():
-    refs = {64: {"mismatched": {"class_iou": 0.10}}}
+    refs = {"64": {"mismatched": {"class_iou": 0.10}}}
     paper_like = {
         "L1": _row(sharpness=0.4, class_iou=0.30),
         "GAN": _row(sharpness=0.9, class_iou=0.11),
@@ -165,3 +182,36 @@ def test_table3_claims_use_the_l1_reference_row():
     rows["16x16"] = _row(class_iou=0.5)
     verdicts = {c["claim"]: c["held"] for c in report.claims({"discriminator": rows}, {})}
     assert verdicts == {"70x70 is the sweet spot": False, "1x1 is colourful but not sharp": False}
+
+
+def test_a_later_table_joins_the_report_of_the_earlier_ones(quick):
+    runner.run_experiment("generator", quick, quick=True, seeds=2)
+    results = json.loads((quick / "results.json").read_text())
+    assert list(results["tables"]) == ["objective", "generator"]
+    # Table 2's U-Net rows are Table 1's runs, not new ones.
+    assert results["tables"]["generator"]["U-Net (L1)"]["arm"] == results["tables"]["objective"]["L1"]["arm"]
+    assert "U-Net beats encoder-decoder" in [c["claim"] for c in results["claims"]]
+    assert {p.name for p in (quick / "figures").iterdir()} == {"objective.png", "generator.png"}
+    assert "Table 1" in (quick / "results.md").read_text()
+
+
+def test_a_diverged_run_is_recorded_and_the_experiment_goes_on(tmp_path, monkeypatch, capsys):
+    from pix2pix_tf.train import NonFiniteLossError
+
+    real_train = runner.train
+
+    def diverges(config, data, workdir, *args, **kwargs):
+        if "encoder-decoder-L1+cGAN" in str(workdir):
+            raise NonFiniteLossError("step 4: g_total = nan; training stopped without saving")
+        return real_train(config, data, workdir, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "train", diverges)
+    results = runner.run_experiment("generator", tmp_path, quick=True)
+    row = results["tables"]["generator"]["Encoder-decoder (L1+cGAN)"]
+    assert row["n"] == 0 and row["diverged"] == 1
+    assert "diverged" in (tmp_path / "results.md").read_text()
+    assert results["tables"]["generator"]["U-Net (L1+cGAN)"]["n"] == 1  # the others were trained and scored
+    monkeypatch.setattr(runner, "train", real_train)
+    capsys.readouterr()
+    runner.run_experiment("generator", tmp_path, quick=True)  # a rerun does not retry what diverged
+    assert "4 already finished" in capsys.readouterr().out

@@ -6,7 +6,7 @@ from pix2pix_tf import precision
 from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
 from pix2pix_tf.data.synthetic import synthesize
 from pix2pix_tf.precision import Hardware, choose
-from pix2pix_tf.train import train
+from pix2pix_tf.train import resolve_config, train
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,11 @@ def test_the_work_dir_records_the_choice(facades, tmp_path, monkeypatch, capsys,
     assert json.loads((tmp_path / "config.json").read_text())["train"]["precision"] == expected
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["precision"]["chosen"] == expected and run["precision"]["why"]
-    # A rerun keeps the recorded choice whatever the detection says now.
+    # A rerun (the CLI's path: the saved config plus the new options) keeps the recorded
+    # choice whatever the detection says now.
     monkeypatch.setattr(precision, "detect", lambda: Hardware(tpus=1))
-    train(config.replace(train={"steps": 3, "precision": expected}), facades, tmp_path)
+    rerun = resolve_config(tmp_path, Config(), {"train": {"steps": 3}})
+    assert rerun.train.precision == expected
+    train(rerun, facades, tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["train"]["precision"] == expected
+    assert "precision auto" not in capsys.readouterr().out

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pix2pix_tf import train as train_mod
 from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
 from pix2pix_tf.data.synthetic import synthesize
 from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.train import LinearDecay, NonFiniteLossError, Pix2Pix, Schedule, resolve_config, train
+from pix2pix_tf.train import loop as loop_mod
+from pix2pix_tf.train import schedule as schedule_mod
+from pix2pix_tf.train import state as state_mod
 
 TINY = Config(
     data=DataConfig(image_size=32, batch_size=2, direction="BtoA"),
@@ -106,26 +108,36 @@ def test_linear_decay_schedule():
 
 def test_schedule_from_epochs_steps_and_defaults():
     cfg = TINY.replace(train={"steps": None, "epochs": 10, "decay_epochs": 4})
-    s = train_mod.resolve_schedule(cfg, n_images=9)  # batch 2: 4.5 steps per epoch
+    s = schedule_mod.resolve_schedule(cfg, n_images=9)  # batch 2: 4.5 steps per epoch
     assert (s.total_steps, s.decay_steps) == (45, 18)
-    s = train_mod.resolve_schedule(TINY.replace(train={"steps": None}), n_images=10)
+    s = schedule_mod.resolve_schedule(TINY.replace(train={"steps": None}), n_images=10)
     assert (s.total_steps, s.decay_steps) == (1000, 500)  # 200 epochs, the second half decaying
     assert s.epoch_of(12) == 2
     with pytest.raises(Pix2PixError, match="decay .* is longer than the run"):
-        train_mod.resolve_schedule(TINY.replace(train={"decay_steps": 7}), 10)
+        schedule_mod.resolve_schedule(TINY.replace(train={"decay_steps": 7}), 10)
 
 
 def _stop_after(monkeypatch, k):
-    """Makes the next `train` call see a data stream that ends after k batches (a stop)."""
-    real = train_mod.train_dataset
+    """Makes the next `train` call stop after k steps, as Ctrl-C does (checkpoint saved, then exit)."""
+    real = loop_mod.Pix2Pix
     calls = []
 
-    def short(*args, **kwargs):
-        calls.append(1)
-        stream = real(*args, **kwargs)
-        return stream.take(k) if len(calls) == 1 else stream
+    class StopsAfterK(real):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            calls.append(self)
 
-    monkeypatch.setattr(train_mod, "train_dataset", short)
+    class PressedAtK(loop_mod.CtrlC):
+        @property
+        def pressed(self):
+            return self._pressed or (len(calls) == 1 and int(calls[0].step) >= k)
+
+        @pressed.setter
+        def pressed(self, value):
+            self._pressed = value
+
+    monkeypatch.setattr(loop_mod, "Pix2Pix", StopsAfterK)
+    monkeypatch.setattr(loop_mod, "CtrlC", PressedAtK)
 
 
 def test_resume_gives_the_same_weights_as_a_straight_run(facades, tmp_path, monkeypatch):
@@ -179,7 +191,7 @@ def test_workdir_contents(facades, tmp_path):
 
 def _poison_losses_after(monkeypatch, good_calls):
     """Makes the generator loss NaN from the (good_calls + 1)-th traced call on (eager steps)."""
-    real = train_mod.generator_loss
+    real = state_mod.generator_loss
     calls = []
 
     def poisoned(*args, **kwargs):
@@ -189,7 +201,7 @@ def _poison_losses_after(monkeypatch, good_calls):
             losses = {k: v * float("nan") for k, v in losses.items()}
         return losses
 
-    monkeypatch.setattr(train_mod, "generator_loss", poisoned)
+    monkeypatch.setattr(state_mod, "generator_loss", poisoned)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(facades, tmp_path, monkeypatch):
@@ -299,7 +311,7 @@ def test_disk_full_while_writing_a_sample_is_one_line(facades, tmp_path, monkeyp
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "samples/step_0000003.png"))
 
-    monkeypatch.setattr(train_mod, "_save_sample", full)
+    monkeypatch.setattr(loop_mod, "_save_sample", full)
     with pytest.raises(
         Pix2PixError, match=r"no space left on device in .* at step 3 .*No checkpoint was saved yet: free some space"
     ):
@@ -353,3 +365,55 @@ def test_ctrl_c_saves_and_exits_cleanly(facades, tmp_path):
     assert "interrupted: saved step" in out and "Traceback" not in err
     step = int(out.split("interrupted: saved step ")[1].split()[0])
     assert (tmp_path / f"checkpoints/ckpt-{step}.index").exists()
+
+
+def _record_calls(monkeypatch):
+    """The `n` of every train_steps call the next `train` makes."""
+    sizes = []
+
+    class Recording(loop_mod.Pix2Pix):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            run = self.train_steps
+
+            def recorded(iterator, n):
+                sizes.append(int(n))
+                return run(iterator, n)
+
+            self.train_steps = recorded
+
+    monkeypatch.setattr(loop_mod, "Pix2Pix", Recording)
+    return sizes
+
+
+def test_several_steps_per_call_train_exactly_as_one_per_call(facades, tmp_path, monkeypatch):
+    quiet = {"log_every": 100, "sample_every": 100, "checkpoint_every": 100, "steps": 6}
+    train(TINY.replace(train={**quiet, "steps_per_call": 1}), facades, tmp_path / "one")
+    sizes = _record_calls(monkeypatch)
+    train(TINY.replace(train={**quiet, "steps_per_call": 4}), facades, tmp_path / "four")
+    assert sizes == [4, 2]  # the last call stops at the end of the run
+    a = tf.train.load_checkpoint(str(tmp_path / "one/checkpoints/ckpt-6"))
+    b = tf.train.load_checkpoint(str(tmp_path / "four/checkpoints/ckpt-6"))
+    for name, _ in tf.train.list_variables(str(tmp_path / "one/checkpoints/ckpt-6")):
+        if name not in ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE"):
+            np.testing.assert_allclose(a.get_tensor(name), b.get_tensor(name), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_calls_are_sized_to_the_machine_and_stop_at_every_event(facades, tmp_path, monkeypatch):
+    sizes = _record_calls(monkeypatch)
+    config = TINY.replace(
+        train={"steps": 40, "log_every": 100, "sample_every": 100, "checkpoint_every": 15, "keep_checkpoints": 5}
+    )
+    result = train(config, facades, tmp_path)
+    assert result.step == 40 and sum(sizes) == 40
+    assert sizes[:2] == [1, 1]  # traced, then timed
+    assert max(sizes) > 1  # 32 px steps take milliseconds: calls grow toward ~0.2 s
+    checkpoints = sorted(int(p.stem.split("-")[1]) for p in (tmp_path / "checkpoints").glob("ckpt-*.index"))
+    assert checkpoints == [15, 30, 40]
+
+
+def test_a_nan_inside_a_multi_step_call_names_the_steps(facades, tmp_path, monkeypatch):
+    _poison_losses_after(monkeypatch, 1)  # traced once for the first call, poisoned from the second trace on
+    config = TINY.replace(train={"steps": 8, "log_every": 100, "sample_every": 100, "steps_per_call": 4})
+    with pytest.raises(NonFiniteLossError, match=r"steps 1-4: .*none was saved yet"):
+        train(config, facades, tmp_path)

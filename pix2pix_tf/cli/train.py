@@ -39,6 +39,7 @@ _TRAIN_FLAGS = {
     "keep_checkpoints": ("train", "keep_checkpoints", None),
     "sample_every": ("train", "sample_every", None),
     "log_every": ("train", "log_every", None),
+    "steps_per_call": ("train", "steps_per_call", None),
 }
 
 
@@ -116,12 +117,20 @@ def add_commands(sub):
     decay = g.add_mutually_exclusive_group()
     decay.add_argument("--decay-steps", type=int, help="linear LR decay over the last N steps (default half)")
     decay.add_argument("--decay-epochs", type=int)
-    g.add_argument("--precision", choices=PRECISIONS)
+    g.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="auto (default): bfloat16 on TPUs and CPUs with native bfloat16, float16 on tensor-core GPUs, "
+        "else float32; the choice is saved in config.json",
+    )
     g.add_argument("--seed", type=int)
     g = p.add_argument_group("bookkeeping")
     g.add_argument("--checkpoint-every", type=int)
     g.add_argument("--keep-checkpoints", type=int)
     g.add_argument("--sample-every", type=int)
     g.add_argument("--log-every", type=int)
+    g.add_argument(
+        "--steps-per-call", type=int, help="train steps per tf.function call (default: sized to ~0.2 s per call)"
+    )
     g.add_argument("--run-eagerly", action="store_true", help="no tf.function (debugging)")
     p.set_defaults(func=_train)

@@ -95,7 +95,14 @@ class Settings:
 
 DEFAULT = Settings(steps=6000, seeds=2, sizes={"objective": 64, "generator": 64, "discriminator": 128})
 QUICK = Settings(
-    steps=6, seeds=1, sizes=dict.fromkeys(TABLES, 32), segmenter_steps=20, pairs=30, ngf=8, ndf=8, quick=True
+    steps=6,
+    seeds=1,
+    sizes={"objective": 32, "generator": 32, "discriminator": 128},  # Table 3 needs 128 px for four fields
+    segmenter_steps=20,
+    pairs=30,
+    ngf=8,
+    ndf=8,
+    quick=True,
 )
 
 
@@ -161,18 +168,27 @@ def scaled_field(paper_field: int, image_size: int) -> int:
 def rows(tables: tuple[str, ...], settings: Settings) -> list[Row]:
     """The rows of the requested tables, in the paper's order."""
     out = []
+    # Tables 1 and 2 use the paper's 70x70 PatchGAN, scaled like Table 3's rows: at 64 px a
+    # 70 px field would judge the whole image, which is the paper's 286x286 ImageGAN.
     if "objective" in tables:
         size = settings.sizes["objective"]
-        out += [Row("objective", name, Arm(size, name)) for name in PAPER["objective"]]
+        field = scaled_field(70, size)
+        out += [Row("objective", name, Arm(size, name, receptive_field=field)) for name in PAPER["objective"]]
     if "generator" in tables:
         size = settings.sizes["generator"]
+        field = scaled_field(70, size)
         for label, generator in (("Encoder-decoder", "encoder-decoder"), ("U-Net", "unet")):
             for objective in ("L1", "L1+cGAN"):
-                out.append(Row("generator", f"{label} ({objective})", Arm(size, objective, generator)))
+                out.append(Row("generator", f"{label} ({objective})", Arm(size, objective, generator, field)))
     if "discriminator" in tables:
         size = settings.sizes["discriminator"]
-        for label, paper_field in zip(PAPER["discriminator"], PAPER_FIELDS, strict=True):
-            field = scaled_field(paper_field, size)
+        fields = [scaled_field(f, size) for f in PAPER_FIELDS]
+        if len(set(fields)) < len(fields):
+            raise Pix2PixError(
+                f"at {size} px Table 3's fields collapse: the paper's {', '.join(map(str, PAPER_FIELDS))} map to "
+                f"{', '.join(map(str, fields))} px; use --image-size 128 or more for the discriminator table"
+            )
+        for label, paper_field, field in zip(PAPER["discriminator"], PAPER_FIELDS, fields, strict=True):
             note = f"here {field}x{field} of {size} px ({field / size:.2f} of the side; paper {paper_field / 256:.2f})"
             out.append(Row("discriminator", label, Arm(size, "L1+cGAN", receptive_field=field), note))
         # Fig. 7 compares the PixelGAN's colours with L1 alone, at the same size.

@@ -34,7 +34,7 @@ from pix2pix_tf.experiments.report import FIGURE_IMAGES, write_report
 from pix2pix_tf.experiments.segmenter import load_or_train, score
 from pix2pix_tf.inference import load_generator
 from pix2pix_tf.models import generate
-from pix2pix_tf.train import train
+from pix2pix_tf.train import NonFiniteLossError, train
 
 EXPERIMENT_FILE = "experiment.json"
 SCORES_FILE = "scores.json"
@@ -59,11 +59,15 @@ class TestSet:
         self.labels = labels_from_colors(self.inputs, FACADE_PALETTE)
 
 
-def check_palette(data_dir: Path, image_size: int) -> None:
-    """Refuses a dataset whose label side (B) does not use the synthetic facades' palette."""
+def check_data(data_dir: Path, image_size: int) -> None:
+    """Refuses a dataset without train and test splits or whose label side (B) does not use the facades palette."""
+    find_pairs(data_dir, "train", DataConfig(image_size=image_size, direction="BtoA"))
     labels = TestSet(data_dir, image_size).inputs.reshape(-1, 3).astype(np.float32)
-    distance = np.min(np.linalg.norm(labels[:, None, :] - FACADE_PALETTE[None].astype(np.float32), axis=-1), axis=1)
-    share = float(np.mean(distance <= _PALETTE_DISTANCE))
+    palette = FACADE_PALETTE[None].astype(np.float32)
+    close = 0
+    for chunk in np.array_split(labels, max(1, len(labels) // 65536)):  # pixels x classes x 3 floats, in pieces
+        close += int(np.sum(np.min(np.linalg.norm(chunk[:, None, :] - palette, axis=-1), axis=1) <= _PALETTE_DISTANCE))
+    share = close / len(labels)
     if share < _PALETTE_SHARE:
         raise Pix2PixError(
             f"{data_dir}: the label side (B, right half) of the test images does not use the facades palette "
@@ -86,9 +90,14 @@ def _open_experiment(out: Path, settings: plan.Settings, data_dir: Path | None) 
                 "use the same settings to continue it, or a new --out"
             )
         return
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise Pix2PixError(f"--out {out} is a file; give a folder (new, empty, or an earlier experiment)")
+    if out.exists() and any(out.iterdir()):
         raise Pix2PixError(f"{out} exists and is not an experiment folder (no {EXPERIMENT_FILE}); use a new --out")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise Pix2PixError(f"--out {out}: cannot create the folder ({e.strerror})") from None
     write_json(record_path, record)
 
 
@@ -172,25 +181,26 @@ def run_experiment(
         }
     )
     out = Path(out)
+    table_rows = plan.rows(tables, settings)  # refuses settings the tables cannot use, before anything is written
+    arms = plan.arms(table_rows)
+    sizes = sorted({arm.image_size for arm in arms})
     data_dir = Path(data_dir) if data_dir is not None else None
-    if data_dir is not None and not data_dir.is_dir():
-        raise Pix2PixError(f"--data {data_dir}: folder not found")
+    if data_dir is not None:
+        if not data_dir.is_dir():
+            raise Pix2PixError(f"--data {data_dir}: folder not found")
+        for size in sizes:
+            check_data(data_dir, size)
     _open_experiment(out, settings, data_dir)
     started = time.monotonic()
     if quick:
         print("quick mode: a smoke test of the machinery; its numbers mean nothing")
 
-    table_rows = plan.rows(tables, settings)
-    arms = plan.arms(table_rows)
-    sizes = sorted({arm.image_size for arm in arms})
     data, tests, segmenters, references = {}, {}, {}, {}
     for size in sizes:
         data[size] = data_dir or out / "data" / f"facades{size}"
         if data_dir is None and not (data[size] / "test").is_dir():
             print(f"synthesising {settings.pairs} facades at {size} px in {data[size]}")
             synthesize("facades", data[size], count=settings.pairs, size=size, seed=0)
-        elif data_dir is not None:
-            check_palette(data_dir, size)
         tests[size] = TestSet(data[size], size)
         print(f"segmenter for {size} px: trained on the real training photos (cached in {out / f'segmenter{size}'})")
         segmenters[size] = load_or_train(
@@ -214,30 +224,44 @@ def run_experiment(
     runs = [(arm, seed) for arm in arms for seed in range(settings.seeds)]
     todo = [(arm, seed) for arm, seed in runs if not _finished(out, arm, seed, settings)]
     print(f"{len(runs)} runs ({len(arms)} arms x {settings.seeds} seeds), {len(runs) - len(todo)} already finished")
-    cost_done, seconds_done = 0.0, 0.0  # steps x pixels trained in this call, and the time they took
+    # Seconds per (step x pixel) measured in this call, per kind of run: with and without a D.
+    measured: dict[bool, list[float]] = {True: [0.0, 0.0], False: [0.0, 0.0]}
     for index, (arm, seed) in enumerate(runs, 1):
         workdir = _run_dir(out, arm, seed)
         if (arm, seed) not in todo:
             continue
-        remaining = sum(settings.steps * a.image_size**2 for a, _ in todo)  # this run included
-        eta = f"ETA {_hms(seconds_done / cost_done * remaining)}" if cost_done else "ETA after the first run"
+        eta = _eta(todo, settings, measured)
+        eta = f"ETA {_hms(eta)}" if eta is not None else "ETA after the first run"
         print(
             f"[{index}/{len(runs)}] {arm.key} seed {seed}: {settings.steps} steps "
             f"| elapsed {_hms(time.monotonic() - started)} | {eta}",
             flush=True,
         )
         t0 = time.monotonic()
-        result = train(arm.config(settings, seed), data[arm.image_size], workdir)
+        test = tests[arm.image_size]
+        try:
+            result = train(arm.config(settings, seed), data[arm.image_size], workdir)
+        except NonFiniteLossError as e:
+            # A GAN run can diverge; a rerun would diverge again (same seed, same data), so the
+            # run is recorded as diverged and the experiment goes on.
+            scores = {"step": settings.steps, "seed": seed, "diverged": str(e), "seconds": time.monotonic() - t0}
+            workdir.mkdir(parents=True, exist_ok=True)
+            np.save(workdir / OUTPUTS_FILE, np.zeros_like(test.targets[:FIGURE_IMAGES]))
+            write_json(workdir / SCORES_FILE, scores)
+            todo.remove((arm, seed))
+            print(f"[{index}/{len(runs)}] {arm.key} seed {seed}: diverged ({e})", flush=True)
+            continue
         if result.interrupted:
             print(f"experiment interrupted during {arm.key} seed {seed}; rerun the same command to resume")
             raise KeyboardInterrupt  # the checkpoint is kept
-        scores, outputs = score_arm(workdir, tests[arm.image_size], segmenters[arm.image_size])
+        scores, outputs = score_arm(workdir, test, segmenters[arm.image_size])
         scores.update(seed=seed, seconds=time.monotonic() - t0)
         np.save(workdir / OUTPUTS_FILE, outputs[:FIGURE_IMAGES])
         write_json(workdir / SCORES_FILE, scores)
         todo.remove((arm, seed))
-        cost_done += (result.step - result.start_step) * arm.image_size**2
-        seconds_done += time.monotonic() - t0
+        kind = measured[arm.objective != "L1"]
+        kind[0] += (result.step - result.start_step) * arm.image_size**2
+        kind[1] += time.monotonic() - t0
         print(
             f"[{index}/{len(runs)}] {arm.key} seed {seed}: class IoU {scores['class_iou']:.3f}, "
             f"sharpness {scores['sharpness']:.2f}, PSNR {scores['psnr']:.2f} dB ({_hms(scores['seconds'])})",
@@ -267,6 +291,15 @@ def run_experiment(
             "data": str(data_dir) if data_dir else "synthetic facades (pix2pix-tf data synth facades, seed 0)",
         },
     )
+
+
+def _eta(todo, settings: plan.Settings, measured: dict[bool, list[float]]) -> float | None:
+    """Seconds left for `todo`, from this call's measured speed of runs with a D and without."""
+    rates = {kind: seconds / cost for kind, (cost, seconds) in measured.items() if cost}
+    if not rates:
+        return None
+    fallback = max(rates.values())  # a kind not timed yet is assumed as slow as the slower one timed
+    return sum(settings.steps * a.image_size**2 * rates.get(a.objective != "L1", fallback) for a, _ in todo)
 
 
 def _run_dir(out: Path, arm: plan.Arm, seed: int) -> Path:

@@ -1,0 +1,27 @@
+"""Training: the paper's two-tape step, run by a loop that checkpoints, logs and resumes.
+
+One module per concern: `schedule` (run length, learning rate), `optimizer` (Adam on
+TensorFlow's fused kernel), `state` (networks, optimisers, counters, checkpoint and
+the step), `workdir` (which config a rerun uses), `samples` and `progress` (what a
+run shows), and `loop` (`train`, the only part that writes files).
+"""
+
+from pix2pix_tf.train.loop import NonFiniteLossError, TrainResult, train
+from pix2pix_tf.train.optimizer import FusedAdam, make_optimizer
+from pix2pix_tf.train.schedule import DEFAULT_EPOCHS, LinearDecay, Schedule, resolve_schedule
+from pix2pix_tf.train.state import Pix2Pix
+from pix2pix_tf.train.workdir import resolve_config
+
+__all__ = [
+    "DEFAULT_EPOCHS",
+    "FusedAdam",
+    "LinearDecay",
+    "NonFiniteLossError",
+    "Pix2Pix",
+    "Schedule",
+    "TrainResult",
+    "make_optimizer",
+    "resolve_config",
+    "resolve_schedule",
+    "train",
+]

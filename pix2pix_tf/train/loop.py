@@ -1,0 +1,245 @@
+"""`train`: the loop that runs the steps and alone writes the work dir (checkpoints, config, logs, samples)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import tensorflow as tf
+
+from pix2pix_tf.checkpoints import remove_partial_saves, restore_newest_readable
+from pix2pix_tf.config import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    LOGS_DIR,
+    RUN_FILE,
+    SAMPLES_DIR,
+    Config,
+    save_config,
+    write_json,
+)
+from pix2pix_tf.data.files import PairList, find_pairs
+from pix2pix_tf.data.pipeline import eval_dataset, train_dataset
+from pix2pix_tf.errors import Pix2PixError, is_disk_full, short_message
+from pix2pix_tf.models import generate
+from pix2pix_tf.train.progress import CtrlC, Progress
+from pix2pix_tf.train.samples import grid, sample_pairs
+from pix2pix_tf.train.schedule import resolve_schedule
+from pix2pix_tf.train.state import Pix2Pix
+
+# With steps_per_call unset, calls are sized to last about this long: long enough that
+# the per-call host work (a Python round trip, reading the losses) is a small share,
+# short enough that progress, Ctrl-C and a time budget are noticed promptly.
+TARGET_CALL_SECONDS = 0.2
+MAX_STEPS_PER_CALL = 100
+
+
+class NonFiniteLossError(Pix2PixError):
+    """A loss became NaN or Inf; training stopped without saving."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a call to `train` did."""
+
+    workdir: Path
+    start_step: int
+    step: int
+    losses: dict[str, float]
+    sample_path: Path | None
+    seconds_per_step: float | None = None  # of the steps after the first (tracing) call, without the final save
+    interrupted: bool = False  # stopped by Ctrl-C (a checkpoint of the last step was saved)
+
+
+def _save_sample(model: Pix2Pix, batch, workdir: Path, step: int, writer) -> Path:
+    source, target = batch
+    output = generate(model.generator, source)
+    image = grid(source.numpy(), output.numpy(), target.numpy())
+    folder = workdir / SAMPLES_DIR
+    folder.mkdir(exist_ok=True)
+    png = tf.io.encode_png(image).numpy()
+    path = folder / f"step_{step:07d}.png"
+    path.write_bytes(png)
+    (folder / "latest.png").write_bytes(png)
+    with writer.as_default(step=step):
+        tf.summary.image("input | output | target", image[None], max_outputs=1)
+    return path
+
+
+def _steps_this_call(step: int, total: int, per_call: int, config: Config) -> int:
+    """At most `per_call` steps, ending at the next step that logs, samples, saves or finishes."""
+    t = config.train
+    n = min(per_call, total - step)
+    for every in (t.log_every, t.sample_every, t.checkpoint_every):
+        n = min(n, every - step % every)
+    return max(n, 1)
+
+
+def train(
+    config: Config,
+    data_dir: str | Path,
+    workdir: str | Path,
+    run_eagerly: bool = False,
+    pairs: PairList | None = None,
+    deadline: float | None = None,
+) -> TrainResult:
+    """Trains (or resumes training) until `config`'s total length.
+
+    Rerunning in a work dir with checkpoints resumes from the latest: the model,
+    both optimisers, the step, the data stream and the learning-rate schedule all
+    continue where they stopped.
+
+    Args:
+        config: resolved configuration (see `resolve_config`); saved as config.json,
+            with a precision of "auto" replaced by this machine's choice.
+        data_dir: dataset with a train split (and optionally val, used for samples).
+        workdir: output directory for config.json, checkpoints/, logs/ and samples/.
+        run_eagerly: run the steps without tf.function.
+        pairs: already validated training pairs (skips the scan).
+        deadline: a `time.monotonic()` time at which to stop early (with a
+            checkpoint, as at the end), e.g. for a time budget.
+
+    Returns:
+        A TrainResult with the steps run and the last losses.
+
+    Raises:
+        NonFiniteLossError: a loss became NaN/Inf; the last good checkpoint is kept.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    pairs = pairs or find_pairs(data_dir, "train", config.data)
+    schedule = resolve_schedule(config, len(pairs))
+    model = Pix2Pix(config, schedule, run_eagerly=run_eagerly)
+    if config.train.precision != model.config.train.precision:
+        print(f"precision auto -> {model.config.train.precision}: {model.precision_reason}")
+    config = model.config
+    checkpoint_dir = workdir / CHECKPOINT_DIR
+    restored = restore_newest_readable(model.checkpoint, checkpoint_dir)
+    manager = tf.train.CheckpointManager(model.checkpoint, checkpoint_dir, max_to_keep=config.train.keep_checkpoints)
+    if restored:
+        print(f"resuming from step {int(model.step)} ({restored})")
+    start = int(model.step)
+    if start >= schedule.total_steps:
+        print(f"{workdir} is already at step {start} of {schedule.total_steps}; nothing to do")
+        return TrainResult(workdir, start, start, {}, None)
+
+    writer = tf.summary.create_file_writer(str(workdir / LOGS_DIR / "train"))
+    samples = sample_pairs(data_dir, config, pairs)
+    sample_batch = next(iter(eval_dataset(samples, config.data, batch_size=min(4, len(samples)))))[:2]
+    iterator = iter(train_dataset(pairs, config.data, seed=config.train.seed, start_step=start))
+    progress = Progress(start, schedule.total_steps, config.train.log_every)
+    t = config.train
+
+    saved_step = start
+    last_good = restored
+
+    def save(step: int):
+        nonlocal saved_step, last_good
+        if not model.all_finite():
+            raise NonFiniteLossError(
+                f"weights became NaN/Inf at step {step}; not saved. The last good checkpoint "
+                f"is {last_good or 'none (none was saved yet)'} in {workdir}"
+            )
+        model.epoch.assign(schedule.epoch_of(step))
+        last_good = manager.save(checkpoint_number=step)
+        # Written only now, so that a run failing before its first checkpoint leaves
+        # no settings behind for the next rerun to pick up.
+        save_config(config, workdir / CONFIG_FILE)
+        saved_step = step
+
+    logs, sample_path, step = {}, None, start
+    last_time, last_step = time.perf_counter(), start
+    first_call_done = last_call_done = None
+    per_call, calls = t.steps_per_call or 1, 0
+    out_of_time = False
+    ctrl_c = CtrlC()
+    try:
+        while step < schedule.total_steps:
+            n = _steps_this_call(step, schedule.total_steps, per_call, config)
+            call_start = time.perf_counter()
+            losses, finite = model.train_steps(iterator, tf.constant(n, tf.int64))
+            first, step = step + 1, int(model.step)  # int() waits for the call to finish
+            logs = {k: float(v) for k, v in losses.items()}
+            # Step times only: samples, logs and checkpoints are left out of the speed.
+            last_call_done = time.perf_counter()
+            calls += 1
+            if first_call_done is None:
+                first_call_done, first_timed_step = last_call_done, step
+            elif t.steps_per_call is None:  # size the next call from this one (the first one traced)
+                per_call = min(
+                    MAX_STEPS_PER_CALL, max(1, round(n * TARGET_CALL_SECONDS / (last_call_done - call_start)))
+                )
+            if not bool(finite):
+                bad = [k for k, v in logs.items() if not math.isfinite(v)] or ["a loss"]
+                where = f"step {step}" if n == 1 else f"steps {first}-{step}"
+                raise NonFiniteLossError(
+                    f"{where}: {', '.join(f'{k} = {logs.get(k)}' for k in bad)}; training stopped without saving. "
+                    f"The last good checkpoint is {last_good or 'none (none was saved yet)'} in "
+                    f"{workdir}. Lower the learning rate or check the data."
+                )
+            now = time.perf_counter()
+            images_per_s = (step - last_step) * config.data.batch_size / max(now - last_time, 1e-9)
+            progress.update(step, logs, images_per_s)
+            if step % t.log_every == 0 or step == schedule.total_steps:
+                with writer.as_default(step=step):
+                    for key, value in logs.items():
+                        tf.summary.scalar(key, value)
+                    tf.summary.scalar("images_per_second", images_per_s)
+                last_time, last_step = now, step
+            if step % t.sample_every == 0 or step == schedule.total_steps:
+                sample_path = _save_sample(model, sample_batch, workdir, step, writer)
+            if step % t.checkpoint_every == 0:
+                save(step)
+            if ctrl_c.pressed:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                out_of_time = True
+                break
+        if step != saved_step:
+            save(step)
+        # The dataset is recorded so that export can calibrate int8 without asking again.
+        write_json(
+            workdir / RUN_FILE,
+            {
+                "data_dir": str(Path(data_dir).resolve()),
+                "step": step,
+                "losses": logs,
+                "precision": {"chosen": config.train.precision, "why": model.precision_reason},
+            },
+        )
+    except KeyboardInterrupt:  # pressed outside the main thread, where no handler could be set
+        ctrl_c.pressed = True
+        step = int(model.step)
+        if step != saved_step:
+            save(step)
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        remove_partial_saves(checkpoint_dir)
+        raise Pix2PixError(
+            f"no space left on device in {workdir} at step {step} ({short_message(e)}); partial files removed. "
+            + (
+                f"The last good checkpoint is {last_good}: free some space and rerun the same command to resume from it"
+                if last_good
+                else "No checkpoint was saved yet: free some space and rerun the same command to start again"
+            )
+        ) from None
+    finally:
+        progress.close()
+        with contextlib.suppress(Exception):  # a full disk must not hide the error above
+            writer.flush()
+        ctrl_c.restore()
+    # A Ctrl-C that lands on the last step interrupts nothing.
+    interrupted = ctrl_c.pressed and step < schedule.total_steps
+    if interrupted:
+        print(f"interrupted: saved step {step} to {last_good}; rerun the same command to resume")
+    elif out_of_time:
+        print(f"time budget reached at step {step} of {schedule.total_steps}; checkpoint {last_good}")
+    else:
+        print(f"trained to step {step}; checkpoint {last_good}")
+    timed = step - first_timed_step if first_call_done is not None else 0
+    per_step = (last_call_done - first_call_done) / timed if timed > 0 else None
+    return TrainResult(workdir, start, step, logs, sample_path, per_step, interrupted=interrupted)
