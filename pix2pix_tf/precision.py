@@ -28,6 +28,19 @@ class Hardware:
     gpu_compute_capabilities: tuple[tuple[int, int], ...] = ()
 
 
+def cpu_model() -> str:
+    """The CPU's model name as the OS reports it (Linux), else what `platform` knows."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def cpu_flags() -> frozenset[str]:
     """The CPU feature flags the OS reports (Linux); empty where it does not say."""
     try:
@@ -75,5 +88,5 @@ def choose(hardware: Hardware) -> tuple[str, str]:
 def resolve(precision: str, hardware: Hardware | None = None) -> tuple[str, str]:
     """The concrete precision for `precision` ("auto" or a policy name) and why."""
     if precision != AUTO:
-        return precision, "asked for"
+        return precision, "set in the config (by an option, or recorded by an earlier run)"
     return choose(hardware or detect())

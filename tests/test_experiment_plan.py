@@ -13,6 +13,14 @@ def test_fields_keep_the_papers_share_of_the_image():
     assert plan.scaled_field(286, 64) == 70
 
 
+def test_default_seeds_two_for_tables_1_and_2_one_for_table_3():
+    rows = plan.rows(plan.TABLES, plan.DEFAULT)
+    seeds = plan.seeds_per_arm(rows, plan.DEFAULT)
+    assert {seeds[r.arm] for r in rows if r.table in ("objective", "generator")} == {2}
+    assert {seeds[r.arm] for r in rows if r.table == "discriminator"} == {1}
+    assert sum(seeds.values()) == 7 * 2 + 5
+
+
 def test_default_plan_trains_shared_rows_once():
     rows = plan.rows(plan.TABLES, plan.DEFAULT)
     assert [r.label for r in rows if r.table == "objective"] == list(plan.PAPER["objective"])
@@ -47,28 +55,32 @@ def test_each_objective_becomes_the_right_training_config(objective, use_l1, use
 
 
 def test_table3s_70_row_is_table1s_l1_cgan_run_at_the_same_size():
-    settings = plan.Settings(steps=10, seeds=1, sizes={"objective": 128, "discriminator": 128})
+    settings = plan.Settings(steps=10, seeds={"objective": 1}, sizes={"objective": 128, "discriminator": 128})
     by_label = {(r.table, r.label): r.arm for r in plan.rows(("objective", "discriminator"), settings)}
     assert by_label[("discriminator", "70x70")] == by_label[("objective", "L1+cGAN")]
 
 
 def test_table3_refuses_a_size_where_the_fields_collapse():
     with pytest.raises(Pix2PixError, match="fields collapse"):
-        plan.rows(("discriminator",), plan.Settings(steps=10, seeds=1, sizes={"discriminator": 64}))
+        plan.rows(("discriminator",), plan.Settings(steps=10, seeds={"discriminator": 1}, sizes={"discriminator": 64}))
 
 
 def test_the_arms_discriminator_has_the_planned_field():
     arm = plan.Arm(128, "L1+cGAN", receptive_field=34)
-    settings = plan.Settings(steps=10, seeds=1, sizes={"discriminator": 128}, ndf=8, ngf=8)
+    settings = plan.Settings(steps=10, seeds={"discriminator": 1}, sizes={"discriminator": 128}, ndf=8, ngf=8)
     _, d = build_models(arm.config(settings, 0), seed=0)
     assert receptive_field(d) == 34
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"steps": 1}, "--steps"), ({"seeds": 0}, "--seeds"), ({"sizes": {"objective": 48}}, "multiple of 32")],
+    [
+        ({"steps": 1}, "--steps"),
+        ({"seeds": {"objective": 0}}, "--seeds"),
+        ({"sizes": {"objective": 48}}, "multiple of 32"),
+    ],
 )
 def test_bad_settings_are_refused(kwargs, message):
-    base = {"steps": 10, "seeds": 1, "sizes": {"objective": 64}}
+    base = {"steps": 10, "seeds": {"objective": 1}, "sizes": {"objective": 64}}
     with pytest.raises(Pix2PixError, match=message):
         plan.Settings(**{**base, **kwargs})

@@ -166,22 +166,24 @@ def _markdown(results: dict) -> str:
         lines += [f"**{QUICK_NOTE}**", ""]
     lines += [
         f"Data: {results['run']['data']}; labels -> photo. {s['steps']} steps per run at batch {s['batch_size']}, "
-        f"ngf {s['ngf']}, ndf {s['ndf']}, float32, seeds 0..{s['seeds'] - 1} per arm "
+        f"ngf {s['ngf']}, ndf {s['ndf']}, float32; each table's seeds per arm are given with it "
         "(mean ± sample standard deviation over seeds). The paper's numbers are FCN-scores on Cityscapes at 256 px: "
         "compare orders and gaps, not values.",
         "",
         "Score: a segmentation network trained on the real training photos (the FCN-score analogue) is applied to "
         "each arm's generated test photos and compared with the label maps they were generated from. "
         "*Ground truth* is the real test photos (the ceiling); *mismatched labels* scores the real photos against "
-        "another image's label map (what ignoring the input earns).",
+        "another image's label map (what ignoring the input earns). Generated photos are deterministic "
+        "(dropout off, batch norm with its moving statistics), PNG-exact in memory, at the training size.",
         "",
     ]
     for table, rows in results["tables"].items():
         lines += [f"## {_TITLES[table]}", ""]
         size = next(iter(rows.values()))["image_size"]
         ref = results["references"][str(size)]
+        n = max(row["n"] + row.get("diverged", 0) for row in rows.values())
         lines += [
-            f"{size} px, {ref['test_images']} test images.",
+            f"{size} px, {ref['test_images']} test images, {n} seed{'s' if n > 1 else ''} per row.",
             "",
             "| row | per-pixel acc | per-class acc | class IoU | paper (pixel / class / IoU) |",
             "|---|---|---|---|---|",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from pix2pix_tf.experiments.report import FIGURE_IMAGES, write_report
 from pix2pix_tf.experiments.segmenter import load_or_train, score
 from pix2pix_tf.inference import load_generator
 from pix2pix_tf.models import generate
+from pix2pix_tf.precision import cpu_model
 from pix2pix_tf.train import NonFiniteLossError, train
 
 EXPERIMENT_FILE = "experiment.json"
@@ -104,15 +104,12 @@ def _open_experiment(out: Path, settings: plan.Settings, data_dir: Path | None) 
 def _machine() -> dict:
     import tensorflow as tf
 
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "tensorflow": tf.__version__, "python": platform.python_version()}
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "tensorflow": tf.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _hms(seconds: float) -> str:
@@ -161,7 +158,7 @@ def run_experiment(
             None synthesises one per image size inside `out`.
         image_size: one image side for every table (default: 64, and 128 for Table 3).
         steps: training steps per arm.
-        seeds: runs per arm.
+        seeds: runs per arm (default: 2 for Tables 1 and 2, 1 for Table 3).
         quick: tiny settings that run the whole machinery in a couple of minutes.
         command: the command line, recorded in the results.
 
@@ -176,7 +173,7 @@ def run_experiment(
         **{
             **base.to_dict(),
             "steps": base.steps if steps is None else steps,
-            "seeds": base.seeds if seeds is None else seeds,
+            "seeds": {t: base.seeds[t] if seeds is None else seeds for t in tables},
             "sizes": {t: base.sizes[t] if image_size is None else image_size for t in tables},
         }
     )
@@ -221,9 +218,10 @@ def run_experiment(
             + " / ".join(f"{mm[k]:.2f}" for k in plan.FCN_KEYS)
         )
 
-    runs = [(arm, seed) for arm in arms for seed in range(settings.seeds)]
+    n_seeds = plan.seeds_per_arm(table_rows, settings)
+    runs = [(arm, seed) for arm in arms for seed in range(n_seeds[arm])]
     todo = [(arm, seed) for arm, seed in runs if not _finished(out, arm, seed, settings)]
-    print(f"{len(runs)} runs ({len(arms)} arms x {settings.seeds} seeds), {len(runs) - len(todo)} already finished")
+    print(f"{len(runs)} runs of {len(arms)} arms, {len(runs) - len(todo)} already finished")
     # Seconds per (step x pixel) measured in this call, per kind of run: with and without a D.
     measured: dict[bool, list[float]] = {True: [0.0, 0.0], False: [0.0, 0.0]}
     for index, (arm, seed) in enumerate(runs, 1):
@@ -270,7 +268,7 @@ def run_experiment(
 
     scores = {
         arm.key: {
-            seed: read_json(_run_dir(out, arm, seed) / SCORES_FILE, "an arm's scores") for seed in range(settings.seeds)
+            seed: read_json(_run_dir(out, arm, seed) / SCORES_FILE, "an arm's scores") for seed in range(n_seeds[arm])
         }
         for arm in arms
     }
@@ -284,7 +282,11 @@ def run_experiment(
         figures={size: (tests[size].inputs, tests[size].targets) for size in sizes},
         outputs=outputs,
         run_info={
-            "command": command or " ".join(["pix2pix-tf", *sys.argv[1:]]),
+            "command": command
+            or (
+                f"run_experiment({which!r}, {str(out)!r}, data_dir={data_dir and str(data_dir)!r}, "
+                f"image_size={image_size}, steps={steps}, seeds={seeds}, quick={quick})"
+            ),
             "machine": _machine(),
             "wall_seconds_this_call": time.monotonic() - started,
             "arm_seconds_total": sum(s["seconds"] for per_seed in scores.values() for s in per_seed.values()),

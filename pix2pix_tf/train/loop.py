@@ -50,7 +50,8 @@ class TrainResult:
     step: int
     losses: dict[str, float]
     sample_path: Path | None
-    seconds_per_step: float | None = None  # of the steps after the first (tracing) call, without the final save
+    # Of the steps after the first (tracing) call, without writing logs, samples and checkpoints.
+    seconds_per_step: float | None = None
     interrupted: bool = False  # stopped by Ctrl-C (a checkpoint of the last step was saved)
 
 
@@ -153,6 +154,7 @@ def train(
     logs, sample_path, step = {}, None, start
     last_time, last_step = time.perf_counter(), start
     first_call_done = last_call_done = None
+    writing = 0.0  # seconds spent writing logs, samples and checkpoints after the first call
     per_call, calls = t.steps_per_call or 1, 0
     out_of_time = False
     ctrl_c = CtrlC()
@@ -183,6 +185,7 @@ def train(
             now = time.perf_counter()
             images_per_s = (step - last_step) * config.data.batch_size / max(now - last_time, 1e-9)
             progress.update(step, logs, images_per_s)
+            writing_start = time.perf_counter()
             if step % t.log_every == 0 or step == schedule.total_steps:
                 with writer.as_default(step=step):
                     for key, value in logs.items():
@@ -193,6 +196,8 @@ def train(
                 sample_path = _save_sample(model, sample_batch, workdir, step, writer)
             if step % t.checkpoint_every == 0:
                 save(step)
+            if first_call_done != last_call_done:  # file writing is left out of the speed
+                writing += time.perf_counter() - writing_start
             if ctrl_c.pressed:
                 break
             if deadline is not None and time.monotonic() >= deadline:
@@ -241,5 +246,5 @@ def train(
     else:
         print(f"trained to step {step}; checkpoint {last_good}")
     timed = step - first_timed_step if first_call_done is not None else 0
-    per_step = (last_call_done - first_call_done) / timed if timed > 0 else None
+    per_step = (last_call_done - first_call_done - writing) / timed if timed > 0 else None
     return TrainResult(workdir, start, step, logs, sample_path, per_step, interrupted=interrupted)
