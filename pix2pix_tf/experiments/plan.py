@@ -199,7 +199,7 @@ def rows(tables: tuple[str, ...], settings: Settings) -> list[Row]:
                 f"{', '.join(map(str, fields))} px; use --image-size 128 or more for the discriminator table"
             )
         for label, paper_field, field in zip(PAPER["discriminator"], PAPER_FIELDS, fields, strict=True):
-            note = f"here {field}x{field} of {size} px ({field / size:.2f} of the side; paper {paper_field / 256:.2f})"
+            note = f"here {field}x{field} at {size} px: {field / size:.3f} of the side, paper {paper_field / 256:.3f}"
             out.append(Row("discriminator", label, Arm(size, "L1+cGAN", receptive_field=field), note))
         # Fig. 7 compares the PixelGAN's colours with L1 alone, at the same size.
         out.append(Row("discriminator", "L1 alone (no D, reference)", Arm(size, "L1")))
