@@ -6,6 +6,13 @@ intersection of Fig. 7, `runner` trains and scores every arm, and `report` write
 results.json, results.md and the figures.
 """
 
-from pix2pix_tf.experiments.runner import run_experiment
-
 __all__ = ["run_experiment"]
+
+
+def __getattr__(name):
+    # Lazy, so that the CLI's parser can read the plan without starting TensorFlow.
+    if name == "run_experiment":
+        from pix2pix_tf.experiments.runner import run_experiment
+
+        return run_experiment
+    raise AttributeError(f"module 'pix2pix_tf.experiments' has no attribute {name!r}")

@@ -14,7 +14,6 @@ import math
 
 from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
 from pix2pix_tf.errors import Pix2PixError
-from pix2pix_tf.models.discriminator import N_LAYERS, min_image_size
 
 TABLES = ("objective", "generator", "discriminator")
 PAPER_SIZE = 256  # the paper's image side, which its receptive fields are relative to
@@ -170,6 +169,8 @@ def scaled_field(paper_field: int, image_size: int) -> int:
 
     Nearest on a log scale: a field twice too large is as far off as one half as large.
     """
+    from pix2pix_tf.models.discriminator import N_LAYERS, min_image_size  # keras: only when planning
+
     target = math.log(paper_field / PAPER_SIZE)
     fields = [f for f in N_LAYERS if min_image_size(f) <= image_size]
     return min(fields, key=lambda f: (abs(math.log(f / image_size) - target), f))

@@ -257,14 +257,13 @@ def _markdown(results: dict) -> str:
 
 
 def _figure(path: Path, title: str, names: list[str], inputs, targets, outputs: list[np.ndarray]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure of its own, not pyplot: no backend is switched in the caller's process (a notebook's).
+    from matplotlib.figure import Figure
 
     columns = ["input", *names, "target"]
     n = min(FIGURE_IMAGES, len(inputs))
-    fig, axes = plt.subplots(n, len(columns), figsize=(1.6 * len(columns), 1.7 * n + 0.4), squeeze=False)
+    fig = Figure(figsize=(1.6 * len(columns), 1.7 * n + 0.4))
+    axes = fig.subplots(n, len(columns), squeeze=False)
     for r in range(n):
         for c, images in enumerate([inputs, *outputs, targets]):
             ax = axes[r][c]
@@ -276,7 +275,6 @@ def _figure(path: Path, title: str, names: list[str], inputs, targets, outputs: 
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _previous_results(out: Path) -> dict:
