@@ -15,11 +15,12 @@ from pix2pix_tf.errors import Pix2PixError
 
 DIRECTIONS = ("AtoB", "BtoA")
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width_and_crop", "none")
-NORMS = ("batch", "instance", "none")
+NORMS = ("batch", "syncbatch", "instance", "none")  # syncbatch: batch statistics over all replicas
 GENERATORS = ("unet", "encoder-decoder")
 RECEPTIVE_FIELDS = (1, 16, 34, 70, 142, 286)
 GAN_LOSSES = ("vanilla", "lsgan")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")  # auto: see pix2pix_tf.precision
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")  # see pix2pix_tf.train.distribute
 TFLITE_VARIANTS = ("float32", "float16", "int8", "dynamic")
 # The layout of a training work dir, known here only.
 CONFIG_FILE = "config.json"  # the resolved config, in every work dir and export
@@ -79,7 +80,8 @@ class DataConfig:
         direction: "AtoB" translates the left/A image into the right/B image.
         preprocess: one of PREPROCESS_MODES (the reference repo's modes).
         flip: random horizontal mirror at train time.
-        batch_size: images per step (the paper uses 1 for most experiments).
+        batch_size: images per step (the paper uses 1 for most experiments); the
+            global batch when training on several replicas, each taking an equal share.
         cache: keep decoded, resized images in memory after the first pass.
         skip_bad: skip unreadable or malformed files instead of failing.
     """
@@ -166,10 +168,13 @@ class TrainConfig:
     sample_every: int = 200
     log_every: int = 10
     steps_per_call: int | None = None  # steps per tf.function call; None sizes calls to ~0.2 s on this machine
+    # The tf.distribute strategy; data.batch_size is the global batch, split over its replicas.
+    strategy: str = "auto"
 
     def __post_init__(self):
         _check_choice("gan_loss", self.gan_loss, GAN_LOSSES)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("strategy", self.strategy, STRATEGIES)
         if not (self.use_gan or self.use_l1):
             raise Pix2PixError("at least one of the GAN and L1 terms must be on")
         if self.steps is not None and self.epochs is not None:

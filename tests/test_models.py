@@ -99,13 +99,20 @@ def test_unconditional_discriminator_ignores_the_input_image():
     assert not np.allclose(cond([a, target], training=False), cond([b, target], training=False))
 
 
-@pytest.mark.parametrize("norm", ["batch", "instance", "none"])
+@pytest.mark.parametrize("norm", ["batch", "syncbatch", "instance", "none"])
 def test_norm_options(norm):
     g = build_generator(32, ngf=8, norm=norm)
     kinds = {type(layer).__name__ for layer in g.layers}
-    expected = {"batch": "BatchNormalization", "instance": "GroupNormalization", "none": None}[norm]
+    expected = {
+        "batch": "BatchNormalization",
+        "syncbatch": "BatchNormalization",
+        "instance": "GroupNormalization",
+        "none": None,
+    }[norm]
     norms = kinds & {"BatchNormalization", "GroupNormalization"}
     assert norms == ({expected} if expected else set())
+    synchronized = {layer.synchronized for layer in g.layers if type(layer).__name__ == "BatchNormalization"}
+    assert synchronized == ({norm == "syncbatch"} if expected == "BatchNormalization" else set())
     assert "down1_norm" not in {layer.name for layer in g.layers}
     assert "down5_norm" not in {layer.name for layer in g.layers}  # no norm on the 1x1 bottleneck
 
@@ -125,6 +132,26 @@ def test_dropout_in_the_three_innermost_decoder_blocks_only():
         "up5_dropout",
         "up4_dropout",
     ]
+
+
+def test_on_one_device_syncbatch_is_batch_norm_and_dropout_is_keras_dropout():
+    # The distributed variants (tested in test_distribute) must change nothing on one device.
+    import keras
+
+    from pix2pix_tf.models.layers import Dropout
+
+    x = tf.random.uniform((2, 32, 32, 3), -1, 1, seed=3)
+    # Dropout off: its seeds are not the model seed's, so two builds would draw different masks.
+    batch, synced = (build_generator(32, ngf=8, norm=n, dropout=0.0, seed=5) for n in ("batch", "syncbatch"))
+    np.testing.assert_array_equal(pix2pix_tf.generate(batch, x), pix2pix_tf.generate(synced, x))
+    # With batch statistics the synchronized layer sums the moments itself: equal to rounding.
+    np.testing.assert_allclose(
+        pix2pix_tf.generate(synced, x, stochastic=True), pix2pix_tf.generate(batch, x, stochastic=True), atol=1e-5
+    )
+    features = tf.ones((4, 64))
+    ours, theirs = Dropout(0.5, seed=9), keras.layers.Dropout(0.5, seed=9)
+    np.testing.assert_array_equal(ours(features, training=True), theirs(features, training=True))
+    np.testing.assert_array_equal(ours(features, training=False), features)
 
 
 def test_skip_connections_switch():

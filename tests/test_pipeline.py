@@ -84,6 +84,33 @@ def test_resumed_stream_continues_exactly(inverse_pairs):
         np.testing.assert_array_equal(x[0], y[0])
 
 
+@pytest.mark.parametrize("start", [0, 3])
+def test_shards_split_each_global_batch_exactly(inverse_pairs, start):
+    # 6 files, global batch 4 over 2 workers with 2 replicas each (one image per
+    # replica): the slices, in worker and replica order, are the single-device batch.
+    cfg = DataConfig(image_size=32, batch_size=4)
+    pairs = find_pairs(inverse_pairs, "train", cfg)
+    whole = _batches(pairs, cfg, 5, seed=3, start_step=start)
+    shards = [_batches(pairs, cfg, 10, seed=3, start_step=start, shard=(w, 2), batch_size=1) for w in range(2)]
+    for step, (a, b) in enumerate(whole):
+        parts = [shards[w][2 * step + r] for w in range(2) for r in range(2)]
+        np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), a)
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), b)
+    # A worker's default batch is its whole slice.
+    halves = _batches(pairs, cfg, 5, seed=3, start_step=start, shard=(1, 2))
+    for (a, _), (half, _) in zip(whole, halves):
+        np.testing.assert_array_equal(half, a[2:])
+
+
+def test_shards_that_do_not_split_the_batch_are_refused(inverse_pairs):
+    cfg = DataConfig(image_size=32, batch_size=3)
+    pairs = find_pairs(inverse_pairs, "train", cfg)
+    with pytest.raises(ValueError, match="does not split a batch of 3"):
+        train_dataset(pairs, cfg, shard=(0, 2))
+    with pytest.raises(ValueError, match="batches of 2 do not divide"):
+        train_dataset(pairs, dataclasses.replace(cfg, batch_size=6), shard=(0, 2), batch_size=2)
+
+
 def test_every_file_once_per_epoch(tmp_path):
     for i in range(5):
         write_image(tmp_path / f"train/{i}.png", np.full((32, 64, 3), 40 * i))

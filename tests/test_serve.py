@@ -92,6 +92,15 @@ def test_predict_matches_the_model_in_every_format(call):
     assert np.array(native.json()["predictions"]).shape == (1, 64, 128, 3)
 
 
+def test_inputs_that_overflow_the_model_get_tf_servings_nan_tokens_not_a_500(call):
+    # Found by the fuzz test below: 3e38 is a finite float32, but the generator's
+    # activations overflow on it and the reply holds NaN, which strict JSON cannot say.
+    reply = call("POST", f"{URL}:predict", json={"instances": np.full((1, 64, 64, 3), 3e38).tolist()})
+    assert reply.status_code == 200
+    assert b"NaN" in reply.content
+    assert np.isnan(np.array(json.loads(reply.content)["predictions"])).any()
+
+
 def test_upload_endpoint(call):
     labels = _label_map()
     reference = load(SHIPPED_MODEL / "saved_model")(labels)

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -326,7 +327,9 @@ def test_resume_with_a_different_model_is_refused(facades, tmp_path):
     assert resolve_config(tmp_path, Config(), {}).model.ngf == 8
 
 
-def test_ctrl_c_saves_and_exits_cleanly(facades, tmp_path):
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_ctrl_c_saves_and_exits_cleanly(facades, tmp_path, sent):
+    # SIGTERM is how Kubernetes, schedulers and `kill` stop a job: treated as Ctrl-C.
     cmd = [
         sys.executable,
         "-m",
@@ -356,7 +359,7 @@ def test_ctrl_c_saves_and_exits_cleanly(facades, tmp_path):
     try:
         for line in proc.stdout:
             if line.startswith("step 5/"):
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(sent)
                 break
         out, err = proc.communicate(timeout=600)
     finally:
@@ -417,3 +420,18 @@ def test_a_nan_inside_a_multi_step_call_names_the_steps(facades, tmp_path, monke
     config = TINY.replace(train={"steps": 8, "log_every": 100, "sample_every": 100, "steps_per_call": 4})
     with pytest.raises(NonFiniteLossError, match=r"steps 1-4: .*none was saved yet"):
         train(config, facades, tmp_path)
+
+
+def test_seconds_per_step_leaves_out_only_writing_inside_the_timed_calls(facades, tmp_path, monkeypatch):
+    # A slow sample write after the last call lies outside the timed span: subtracting
+    # it made the speed the demo plans its budget with too fast, even negative.
+    real = loop_mod._save_sample
+
+    def slow(*args, **kwargs):
+        time.sleep(1.0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop_mod, "_save_sample", slow)
+    config = TINY.replace(train={"steps": 6, "sample_every": 100, "log_every": 100, "steps_per_call": 1})
+    result = train(config, facades, tmp_path)  # one sample, at the end
+    assert 0 < result.seconds_per_step < 0.5

@@ -40,6 +40,7 @@ _TRAIN_FLAGS = {
     "sample_every": ("train", "sample_every", None),
     "log_every": ("train", "log_every", None),
     "steps_per_call": ("train", "steps_per_call", None),
+    "strategy": ("train", "strategy", None),
 }
 
 
@@ -73,7 +74,16 @@ def _train(args):
 
 
 def add_commands(sub):
-    from pix2pix_tf.config import DIRECTIONS, GAN_LOSSES, NORMS, PRECISIONS, PREPROCESS_MODES, PRESETS, RECEPTIVE_FIELDS
+    from pix2pix_tf.config import (
+        DIRECTIONS,
+        GAN_LOSSES,
+        NORMS,
+        PRECISIONS,
+        PREPROCESS_MODES,
+        PRESETS,
+        RECEPTIVE_FIELDS,
+        STRATEGIES,
+    )
 
     p = sub.add_parser(
         "train",
@@ -100,7 +110,9 @@ def add_commands(sub):
     g.add_argument("--generator", choices=("unet", "encoder-decoder"))
     g.add_argument("--ngf", type=int, help="generator filters in the first layer (default 64)")
     g.add_argument("--ndf", type=int, help="discriminator filters in the first layer (default 64)")
-    g.add_argument("--norm", choices=NORMS)
+    g.add_argument(
+        "--norm", choices=NORMS, help="syncbatch: batch statistics over all replicas (for small per-replica batches)"
+    )
     g.add_argument("--dropout", type=float)
     g.add_argument("--d-receptive-field", type=int, choices=RECEPTIVE_FIELDS)
     g.add_argument("--unconditional", action="store_true", default=None, help="D does not see the input")
@@ -133,4 +145,12 @@ def add_commands(sub):
         "--steps-per-call", type=int, help="train steps per tf.function call (default: sized to ~0.2 s per call)"
     )
     g.add_argument("--run-eagerly", action="store_true", help="no tf.function (debugging)")
+    g = p.add_argument_group("devices")
+    g.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="auto (default): all GPUs if there are several, else one device; mirrored: every local GPU; "
+        "multi_worker: the cluster in TF_CONFIG (run the same command on every worker, same --workdir); tpu. "
+        "--batch-size is the global batch (docs/distributed.md)",
+    )
     p.set_defaults(func=_train)

@@ -111,19 +111,39 @@ def _index_stream(n: int, seed: int, start: int) -> tf.data.Dataset:
     return tf.data.Dataset.zip(tf.data.Dataset.range(start, 2**62), indices)
 
 
-def train_dataset(pairs: PairList, cfg: DataConfig, seed: int = 0, start_step: int = 0) -> tf.data.Dataset:
+def train_dataset(
+    pairs: PairList,
+    cfg: DataConfig,
+    seed: int = 0,
+    start_step: int = 0,
+    shard: tuple[int, int] = (0, 1),
+    batch_size: int | None = None,
+) -> tf.data.Dataset:
     """The endless, shuffled, jittered training stream.
 
     Args:
         pairs: validated files from `find_pairs`.
         cfg: data configuration (size, jitter switches, batch size, cache).
         seed: makes the order and the jitter reproducible.
-        start_step: number of batches already consumed (for resuming).
+        start_step: number of (global) batches already consumed (for resuming).
+        shard: (index, count): this stream keeps the index-th of `count` equal,
+            contiguous slices of every global batch of `cfg.batch_size` (one shard
+            per worker of a distributed run) and decodes only those images, except
+            that `cfg.cache` decodes every file once.
+        batch_size: size of the batches this stream yields (a replica's share);
+            defaults to the whole shard's slice.
 
     Returns:
         A dataset of (input, target) float32 batches in [-1, 1], each
         (batch_size, image_size, image_size, channels).
     """
+    index, count = shard
+    if cfg.batch_size % count or not 0 <= index < count:
+        raise ValueError(f"shard {shard} does not split a batch of {cfg.batch_size} into equal slices")
+    share = cfg.batch_size // count
+    batch_size = batch_size or share
+    if share % batch_size:
+        raise ValueError(f"batches of {batch_size} do not divide a shard's {share} images per step")
     load = _load_pair(cfg, pairs.layout == "combined")
     paths_a = tf.constant(pairs.a_paths)
     paths_b = tf.constant(pairs.b_paths or [""] * len(pairs))
@@ -148,10 +168,12 @@ def train_dataset(pairs: PairList, cfg: DataConfig, seed: int = 0, start_step: i
         jitter_seed = tf.stack([tf.constant(seed + _JITTER_STREAM, tf.int64), position])
         return _normalise_and_split(_jitter(fetch(index), cfg, jitter_seed), cfg.channels)
 
+    stream = _index_stream(len(pairs), seed, start_step * cfg.batch_size)
+    if count > 1:  # positions are global: slice `index` of the batch at step p // B
+        stream = stream.filter(lambda position, _: position % cfg.batch_size // share == index)
     return (
-        _index_stream(len(pairs), seed, start_step * cfg.batch_size)
-        .map(element, num_parallel_calls=AUTOTUNE, deterministic=True)
-        .batch(cfg.batch_size, drop_remainder=True)
+        stream.map(element, num_parallel_calls=AUTOTUNE, deterministic=True)
+        .batch(batch_size, drop_remainder=True)
         .prefetch(AUTOTUNE)
     )
 

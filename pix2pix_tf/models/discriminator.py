@@ -55,7 +55,7 @@ def build_discriminator(
         receptive_field: patch size, one of 1, 16, 34, 70, 142, 286.
         conditional: True (cGAN) sees `input_image` and `target_image` concatenated;
             False (GAN) has only the `target_image` input.
-        norm: "batch", "instance" or "none".
+        norm: "batch", "syncbatch", "instance" or "none".
         dtype: Keras dtype policy for the layers; the logits are always float32.
         seed: seed of the weight initialisers (each layer's is derived from it);
             None draws one from Python's RNG, which `keras.utils.set_random_seed` seeds.

@@ -16,7 +16,7 @@ import threading
 import keras
 
 from pix2pix_tf.errors import Pix2PixError
-from pix2pix_tf.models.layers import model_seed, norm_layer, uses_bias, weight_init
+from pix2pix_tf.models.layers import Dropout, model_seed, norm_layer, uses_bias, weight_init
 
 N_DROPOUT_BLOCKS = 3  # paper: dropout in the first three decoder layers
 
@@ -60,7 +60,7 @@ def build_generator(
         in_channels: channels of the input image.
         out_channels: channels of the generated image.
         ngf: filters of the first encoder block.
-        norm: "batch", "instance" or "none".
+        norm: "batch", "syncbatch", "instance" or "none".
         skip_connections: False gives the paper's encoder-decoder baseline.
         dropout: rate in the three innermost decoder blocks (0 disables it).
         dtype: Keras dtype policy for the layers, e.g. "mixed_bfloat16"; the tanh
@@ -116,7 +116,7 @@ def build_generator(
         if norm_l is not None:
             x = norm_l(x)
         if dropout > 0 and j < N_DROPOUT_BLOCKS:
-            x = keras.layers.Dropout(dropout, name=f"up{i + 2}_dropout", dtype=dtype)(x)
+            x = Dropout(dropout, name=f"up{i + 2}_dropout", dtype=dtype)(x)
         if skip_connections:
             x = keras.layers.Concatenate(name=f"skip{i + 1}", dtype=dtype)([x, skips[i]])
         # x: (batch, S / 2^(i+1), S / 2^(i+1), 2 filters[i]) with skips, filters[i] without

@@ -6,6 +6,7 @@ import random
 import zlib
 
 import keras
+import tensorflow as tf
 
 from pix2pix_tf.errors import Pix2PixError
 
@@ -33,15 +34,40 @@ def norm_layer(norm: str, name: str, dtype=None) -> keras.layers.Layer | None:
     "instance" is GroupNormalization with one group per channel, which is instance
     normalisation (tensorflow-addons, which had InstanceNormalization, is dead).
     Batch norm uses PyTorch's momentum (0.1 -> Keras 0.9) and epsilon, as the
-    reference implementation.
+    reference implementation. "syncbatch" is batch norm whose training statistics
+    are all-reduced over the replicas of a tf.distribute strategy, so they are the
+    global batch's (plain batch norm uses each replica's share); with one replica,
+    and at inference, the two are the same layer.
     """
-    if norm == "batch":
-        return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name, dtype=dtype)
+    if norm in ("batch", "syncbatch"):
+        return keras.layers.BatchNormalization(
+            momentum=0.9, epsilon=1e-5, synchronized=norm == "syncbatch", name=name, dtype=dtype
+        )
     if norm == "instance":
         return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name, dtype=dtype)
     if norm == "none":
         return None
-    raise Pix2PixError(f"norm must be batch, instance or none; got {norm!r}")
+    raise Pix2PixError(f"norm must be batch, syncbatch, instance or none; got {norm!r}")
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class Dropout(keras.layers.Dropout):
+    """Keras' Dropout, with an independent mask on every replica of a tf.distribute strategy.
+
+    The seed state is mirrored, so Keras' Dropout draws the same mask on every
+    replica: the samples of one global batch would share their noise, which the
+    paper's only noise source should not do. The replica's index is folded into the
+    seed; with a single replica nothing changes.
+    """
+
+    def call(self, inputs, training=False):
+        replicas = tf.distribute.get_replica_context()
+        if not training or self.rate == 0 or replicas is None or replicas.num_replicas_in_sync == 1:
+            return super().call(inputs, training=training)
+        seed = tf.random.experimental.stateless_fold_in(
+            self.seed_generator.next(), tf.cast(replicas.replica_id_in_sync_group, tf.int64)
+        )
+        return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=seed, noise_shape=self.noise_shape)
 
 
 def uses_bias(norm: str) -> bool:

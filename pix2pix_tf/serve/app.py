@@ -50,6 +50,19 @@ STATIC = Path(__file__).parent / "static"
 _PATH = re.compile(r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?:(?P<metadata>/metadata)|:(?P<verb>\w+))?")
 
 
+class PredictResponse(JSONResponse):
+    """A predict reply: JSON with NaN and +-Infinity written as the tokens TF Serving writes.
+
+    Inputs far outside the model's [-1, 1] overflow it; TF Serving answers those with
+    the non-standard tokens `NaN`, `Infinity`, `-Infinity` ("JSON conformance" in its
+    REST API docs), which Python's and most JSON readers accept. Starlette's JSON
+    refuses them, which turned such a request into a 500.
+    """
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=True, separators=(",", ":")).encode()
+
+
 def _error(message: str, status: int, allow: str | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers={"Allow": allow} if allow else None)
 
@@ -132,7 +145,7 @@ class App:
             reply = await asyncio.to_thread(format_predict, outputs, layout)
         except RequestError as e:
             return _error(str(e), e.status)
-        return JSONResponse(reply)
+        return PredictResponse(reply)
 
     def _parse_predict(self, body: bytes) -> tuple[str, dict[str, np.ndarray], str]:
         if not body.strip():

@@ -2,8 +2,9 @@
 
 One module per concern: `schedule` (run length, learning rate), `optimizer` (Adam on
 TensorFlow's fused kernel), `state` (networks, optimisers, counters, checkpoint and
-the step), `workdir` (which config a rerun uses), `samples` and `progress` (what a
-run shows), and `loop` (`train`, the only part that writes files).
+the step), `distribute` (the tf.distribute strategy, who is chief, each replica's
+share of the data), `workdir` (which config a rerun uses), `samples` and `progress`
+(what a run shows), and `loop` (`train`, the only part that writes files).
 """
 
 from pix2pix_tf.train.loop import NonFiniteLossError, TrainResult, train

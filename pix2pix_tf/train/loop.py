@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
+import shutil
+import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import tensorflow as tf
@@ -22,9 +26,11 @@ from pix2pix_tf.config import (
     write_json,
 )
 from pix2pix_tf.data.files import PairList, find_pairs
-from pix2pix_tf.data.pipeline import eval_dataset, train_dataset
+from pix2pix_tf.data.pipeline import eval_dataset
 from pix2pix_tf.errors import Pix2PixError, is_disk_full, short_message
 from pix2pix_tf.models import generate
+from pix2pix_tf.precision import resolve as resolve_precision
+from pix2pix_tf.train.distribute import Agreement, check_batch, distributed_stream, make_strategy, role_of
 from pix2pix_tf.train.progress import CtrlC, Progress
 from pix2pix_tf.train.samples import grid, sample_pairs
 from pix2pix_tf.train.schedule import resolve_schedule
@@ -35,6 +41,13 @@ from pix2pix_tf.train.state import Pix2Pix
 # short enough that progress, Ctrl-C and a time budget are noticed promptly.
 TARGET_CALL_SECONDS = 0.2
 MAX_STEPS_PER_CALL = 100
+# How a collective fails when a worker of a multi-worker run has stopped.
+_PEER_FAILURES = (
+    tf.errors.UnavailableError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.CancelledError,
+    tf.errors.AbortedError,
+)
 
 
 class NonFiniteLossError(Pix2PixError):
@@ -70,6 +83,32 @@ def _save_sample(model: Pix2Pix, batch, workdir: Path, step: int, writer) -> Pat
     return path
 
 
+def _lost_worker(error: Exception, when: str, last_good: str | None) -> Pix2PixError:
+    return Pix2PixError(
+        f"lost contact with another worker {when} ({type(error).__name__}: a worker stopped or its connection "
+        f"dropped; the other workers' logs say which). The last checkpoint is "
+        f"{last_good or 'none (none was saved yet)'}: start every worker again with the same command to resume"
+    )
+
+
+def _check_same_run(agreement: Agreement, config: Config, n_pairs: int, total_steps: int) -> None:
+    """Refuses workers started with different settings or data, before they build anything.
+
+    Workers that disagree on the step count, the batch or when to save would run
+    different collectives and wait on each other forever, all alive and silent.
+    """
+    precision, _ = resolve_precision(config.train.precision)
+    settings = json.dumps(config.replace(train={"precision": precision}).to_dict(), sort_keys=True)
+    fingerprint = zlib.crc32(f"{settings}|{n_pairs}|{total_steps}".encode())
+    highest, lowest = agreement.maximum(fingerprint, -fingerprint)
+    if highest != -lowest:
+        raise Pix2PixError(
+            "the workers were started with different settings or data (the options, the precision auto chose, "
+            f"the number of training pairs: {n_pairs} here, or the run length: {total_steps} steps here): run "
+            "the same command on every worker, with the same data; on unlike machines give --precision"
+        )
+
+
 def _steps_this_call(step: int, total: int, per_call: int, config: Config) -> int:
     """At most `per_call` steps, ending at the next step that logs, samples, saves or finishes."""
     t = config.train
@@ -86,12 +125,17 @@ def train(
     run_eagerly: bool = False,
     pairs: PairList | None = None,
     deadline: float | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> TrainResult:
     """Trains (or resumes training) until `config`'s total length.
 
     Rerunning in a work dir with checkpoints resumes from the latest: the model,
     both optimisers, the step, the data stream and the learning-rate schedule all
     continue where they stopped.
+
+    Under a multi-worker strategy every worker runs this with the same arguments
+    and the same `workdir` (shared storage); only the chief writes to it, and all
+    of them resume from the chief's checkpoints.
 
     Args:
         config: resolved configuration (see `resolve_config`); saved as config.json,
@@ -102,6 +146,8 @@ def train(
         pairs: already validated training pairs (skips the scan).
         deadline: a `time.monotonic()` time at which to stop early (with a
             checkpoint, as at the end), e.g. for a time budget.
+        strategy: the devices to train on; None builds `config.train.strategy`
+            (which must then happen before anything else uses TensorFlow).
 
     Returns:
         A TrainResult with the steps run and the last losses.
@@ -110,28 +156,54 @@ def train(
         NonFiniteLossError: a loss became NaN/Inf; the last good checkpoint is kept.
     """
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    if strategy is None:
+        strategy, devices = make_strategy(config.train.strategy)
+        # Said whenever the run is not a plain single-device one, e.g. "mirrored" that found one device.
+        if config.train.strategy not in ("auto", "default") or strategy.num_replicas_in_sync > 1:
+            if role_of(strategy).is_chief:
+                print(f"strategy {config.train.strategy}: {devices}")
+    role = role_of(strategy)
+    check_batch(strategy, config.data.batch_size)
+    if role.is_chief:
+        workdir.mkdir(parents=True, exist_ok=True)
     pairs = pairs or find_pairs(data_dir, "train", config.data)
     schedule = resolve_schedule(config, len(pairs))
-    model = Pix2Pix(config, schedule, run_eagerly=run_eagerly)
-    if config.train.precision != model.config.train.precision:
+    checkpoint_dir = workdir / CHECKPOINT_DIR
+    agreement = Agreement(strategy)
+    try:
+        _check_same_run(agreement, config, len(pairs), schedule.total_steps)
+        model = Pix2Pix(config, schedule, run_eagerly=run_eagerly, strategy=strategy)
+        restored = restore_newest_readable(model.checkpoint, checkpoint_dir)
+        start = int(model.step.numpy())
+        highest, lowest = agreement.maximum(start, -start)
+    except _PEER_FAILURES as e:
+        if role.workers == 1:
+            raise
+        raise _lost_worker(e, "while the workers were starting", None) from None
+    if highest != -lowest:
+        raise Pix2PixError(
+            f"the workers resumed from different steps ({-lowest} to {highest}; this one from {start}): every "
+            f"worker must read the chief's {checkpoint_dir} (shared storage) and be started with the same command"
+        )
+    if config.train.precision != model.config.train.precision and role.is_chief:
         print(f"precision auto -> {model.config.train.precision}: {model.precision_reason}")
     config = model.config
-    checkpoint_dir = workdir / CHECKPOINT_DIR
-    restored = restore_newest_readable(model.checkpoint, checkpoint_dir)
-    manager = tf.train.CheckpointManager(model.checkpoint, checkpoint_dir, max_to_keep=config.train.keep_checkpoints)
-    if restored:
-        print(f"resuming from step {int(model.step)} ({restored})")
-    start = int(model.step)
+    keep = config.train.keep_checkpoints
+    manager = tf.train.CheckpointManager(model.checkpoint, checkpoint_dir, keep) if role.is_chief else None
+    if restored and role.is_chief:
+        print(f"resuming from step {start} ({restored})")
     if start >= schedule.total_steps:
         print(f"{workdir} is already at step {start} of {schedule.total_steps}; nothing to do")
         return TrainResult(workdir, start, start, {}, None)
 
-    writer = tf.summary.create_file_writer(str(workdir / LOGS_DIR / "train"))
-    samples = sample_pairs(data_dir, config, pairs)
-    sample_batch = next(iter(eval_dataset(samples, config.data, batch_size=min(4, len(samples)))))[:2]
-    iterator = iter(train_dataset(pairs, config.data, seed=config.train.seed, start_step=start))
-    progress = Progress(start, schedule.total_steps, config.train.log_every)
+    if role.is_chief:
+        writer = tf.summary.create_file_writer(str(workdir / LOGS_DIR / "train"))
+        samples = sample_pairs(data_dir, config, pairs)
+        sample_batch = next(iter(eval_dataset(samples, config.data, batch_size=min(4, len(samples)))))[:2]
+    else:
+        writer = tf.summary.create_noop_writer()
+    iterator = iter(distributed_stream(strategy, pairs, config.data, config.train.seed, start))
+    progress = Progress(start, schedule.total_steps, config.train.log_every, show=role.is_chief)
     t = config.train
 
     saved_step = start
@@ -145,17 +217,28 @@ def train(
                 f"is {last_good or 'none (none was saved yet)'} in {workdir}"
             )
         model.epoch.assign(schedule.epoch_of(step))
-        last_good = manager.save(checkpoint_number=step)
-        # Written only now, so that a run failing before its first checkpoint leaves
-        # no settings behind for the next rerun to pick up.
-        save_config(config, workdir / CONFIG_FILE)
+        if manager is not None:
+            last_good = manager.save(checkpoint_number=step)
+            # Written only now, so that a run failing before its first checkpoint leaves
+            # no settings behind for the next rerun to pick up.
+            save_config(config, workdir / CONFIG_FILE)
+        else:
+            # Saving may take part in collectives, so every worker saves, as TensorFlow's
+            # multi-worker guide prescribes; the others' copies go to a temporary folder.
+            scratch = tempfile.mkdtemp(prefix=f"pix2pix_tf_worker{role.index}_")
+            try:
+                tf.train.CheckpointManager(model.checkpoint, scratch, max_to_keep=1).save(checkpoint_number=step)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            last_good = f"{checkpoint_dir} (the chief's)"
         saved_step = step
 
     logs, sample_path, step = {}, None, start
     last_time, last_step = time.perf_counter(), start
     first_call_done = last_call_done = None
     writing = 0.0  # seconds spent writing logs, samples and checkpoints after the first call
-    per_call, calls = t.steps_per_call or 1, 0
+    writing_timed = 0.0  # the part of it before the last call ended (inside the timed span)
+    per_call = t.steps_per_call or 1
     out_of_time = False
     ctrl_c = CtrlC()
     try:
@@ -163,11 +246,11 @@ def train(
             n = _steps_this_call(step, schedule.total_steps, per_call, config)
             call_start = time.perf_counter()
             losses, finite = model.train_steps(iterator, tf.constant(n, tf.int64))
-            first, step = step + 1, int(model.step)  # int() waits for the call to finish
+            first, step = step + 1, int(model.step.numpy())  # waits for the call to finish
             logs = {k: float(v) for k, v in losses.items()}
             # Step times only: samples, logs and checkpoints are left out of the speed.
             last_call_done = time.perf_counter()
-            calls += 1
+            writing_timed = writing
             if first_call_done is None:
                 first_call_done, first_timed_step = last_call_done, step
             elif t.steps_per_call is None:  # size the next call from this one (the first one traced)
@@ -192,37 +275,53 @@ def train(
                         tf.summary.scalar(key, value)
                     tf.summary.scalar("images_per_second", images_per_s)
                 last_time, last_step = now, step
-            if step % t.sample_every == 0 or step == schedule.total_steps:
+            if role.is_chief and (step % t.sample_every == 0 or step == schedule.total_steps):
                 sample_path = _save_sample(model, sample_batch, workdir, step, writer)
             if step % t.checkpoint_every == 0:
                 save(step)
             if first_call_done != last_call_done:  # file writing is left out of the speed
                 writing += time.perf_counter() - writing_start
-            if ctrl_c.pressed:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                out_of_time = True
+            late = deadline is not None and time.monotonic() >= deadline
+            # Workers stop together and run calls of one length (see Agreement): a
+            # Ctrl-C or a deadline on any worker counts for all.
+            pressed, late, shortest = agreement.maximum(ctrl_c.pressed, late, -per_call)
+            per_call = -shortest
+            if pressed or late:
+                ctrl_c.pressed, out_of_time = bool(pressed), bool(late) and not pressed
                 break
         if step != saved_step:
             save(step)
         # The dataset is recorded so that export can calibrate int8 without asking again.
-        write_json(
-            workdir / RUN_FILE,
-            {
-                "data_dir": str(Path(data_dir).resolve()),
-                "step": step,
-                "losses": logs,
-                "precision": {"chosen": config.train.precision, "why": model.precision_reason},
-            },
-        )
+        if role.is_chief:
+            write_json(
+                workdir / RUN_FILE,
+                {
+                    "data_dir": str(Path(data_dir).resolve()),
+                    "step": step,
+                    "losses": logs,
+                    "precision": {"chosen": config.train.precision, "why": model.precision_reason},
+                    "replicas": strategy.num_replicas_in_sync,
+                    "workers": role.workers,
+                },
+            )
     except KeyboardInterrupt:  # pressed outside the main thread, where no handler could be set
         ctrl_c.pressed = True
-        step = int(model.step)
+        step = int(model.step.numpy())
         if step != saved_step:
             save(step)
+    except _PEER_FAILURES as e:
+        if role.workers == 1:
+            raise
+        raise _lost_worker(e, f"near step {step}", last_good) from None
     except Exception as e:
         if not is_disk_full(e):
             raise
+        if not role.is_chief:  # its disk is the temporary folder of its checkpoint copies
+            raise Pix2PixError(
+                f"no space left on device in {tempfile.gettempdir()}, where this worker saves (and deletes) its "
+                f"copy of each checkpoint, at step {step}: point TMPDIR at a folder with room for one checkpoint "
+                f"and start every worker again with the same command to resume from {last_good or 'the start'}"
+            ) from None
         remove_partial_saves(checkpoint_dir)
         raise Pix2PixError(
             f"no space left on device in {workdir} at step {step} ({short_message(e)}); partial files removed. "
@@ -246,5 +345,5 @@ def train(
     else:
         print(f"trained to step {step}; checkpoint {last_good}")
     timed = step - first_timed_step if first_call_done is not None else 0
-    per_step = (last_call_done - first_call_done - writing) / timed if timed > 0 else None
+    per_step = (last_call_done - first_call_done - writing_timed) / timed if timed > 0 else None
     return TrainResult(workdir, start, step, logs, sample_path, per_step, interrupted=interrupted)

@@ -8,15 +8,19 @@ import time
 
 
 class Progress:
-    """A one-line progress bar on a terminal, a log line every `every` steps otherwise."""
+    """A one-line progress bar on a terminal, a log line every `every` steps otherwise.
 
-    def __init__(self, start: int, total: int, every: int):
+    With `show` False (a worker other than the chief) it prints nothing.
+    """
+
+    def __init__(self, start: int, total: int, every: int, show: bool = True):
         self.start, self.total, self.every = start, total, every
-        self.tty = sys.stdout.isatty()
+        self.tty = sys.stdout.isatty() and show
+        self.show = show
         self.t0 = time.perf_counter()
 
     def update(self, step: int, logs: dict[str, float], images_per_s: float):
-        if not self.tty and step % self.every and step != self.total:
+        if not self.show or (not self.tty and step % self.every and step != self.total):
             return
         done = (step - self.start) / max(self.total - self.start, 1)
         elapsed = time.perf_counter() - self.t0
@@ -32,18 +36,24 @@ class Progress:
 
 
 class CtrlC:
-    """Turns Ctrl-C into a flag checked between calls, so a step is never cut in half."""
+    """Turns Ctrl-C, and SIGTERM, into a flag checked between calls, so a step is never cut in half.
+
+    SIGTERM is how Kubernetes, batch schedulers and `kill` ask a job to stop: it gets
+    the same checkpoint as Ctrl-C.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.pressed = False
         try:
-            self.previous = signal.signal(signal.SIGINT, self._handler)
+            self.previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
         except ValueError:  # not the main thread: Ctrl-C stays a KeyboardInterrupt
-            self.previous = None
+            self.previous = {}
 
     def _handler(self, signum, frame):
         self.pressed = True
 
     def restore(self):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for s, previous in self.previous.items():
+            signal.signal(s, previous)
