@@ -149,7 +149,8 @@ def add_commands(sub):
     g.add_argument(
         "--strategy",
         choices=STRATEGIES,
-        help="auto (default): all GPUs if there are several, else one device; mirrored: every local GPU; "
+        help="auto (default): the TF_CONFIG cluster if it lists several workers, else all GPUs if there are "
+        "several and the batch splits over them, else one device; mirrored: every local GPU; "
         "multi_worker: the cluster in TF_CONFIG (run the same command on every worker, same --workdir); tpu. "
         "--batch-size is the global batch (docs/distributed.md)",
     )

@@ -67,6 +67,8 @@ class Dropout(keras.layers.Dropout):
         seed = tf.random.experimental.stateless_fold_in(
             self.seed_generator.next(), tf.cast(replicas.replica_id_in_sync_group, tf.int64)
         )
+        # int32, as Keras' own random ops pass it: XLA (TPUs) takes no int64 seed.
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
         return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=seed, noise_shape=self.noise_shape)
 
 

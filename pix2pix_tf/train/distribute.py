@@ -28,7 +28,7 @@ _TF_CONFIG_HELP = (
 )
 
 
-def make_strategy(name: str) -> tuple[tf.distribute.Strategy, str]:
+def make_strategy(name: str, batch_size: int | None = None) -> tuple[tf.distribute.Strategy, str]:
     """Builds the strategy `name` names (one of config.STRATEGIES).
 
     Must run before TensorFlow touches a device: a multi-worker strategy configures
@@ -39,6 +39,8 @@ def make_strategy(name: str) -> tuple[tf.distribute.Strategy, str]:
             MirroredStrategy over the GPUs if there are several, else the default
             strategy), "default" (one device), "mirrored" (every local GPU, or the
             CPU), "multi_worker" (the cluster in TF_CONFIG) or "tpu".
+        batch_size: the global batch; "auto" uses several GPUs only if it splits
+            evenly over them (the paper's batch 1 stays on one device).
 
     Returns:
         (the strategy, a one-line description for the log).
@@ -52,8 +54,13 @@ def make_strategy(name: str) -> tuple[tf.distribute.Strategy, str]:
     if name in ("default", "mirrored") and listed > 1:
         print(f"warning: TF_CONFIG lists {listed} workers, but --strategy {name} trains this process alone")
     if name == "auto":
-        gpus = tf.config.list_physical_devices("GPU")
-        if len(gpus) > 1:
+        gpus = len(tf.config.list_physical_devices("GPU"))
+        if gpus > 1 and batch_size is not None and batch_size % gpus:
+            return tf.distribute.get_strategy(), (
+                f"one device (auto: batch {batch_size} does not split over {gpus} GPUs; "
+                f"a multiple of {gpus} would use them all)"
+            )
+        if gpus > 1:
             strategy = tf.distribute.MirroredStrategy()
             return strategy, f"mirrored over {strategy.num_replicas_in_sync} GPUs (auto: more than one GPU)"
         return tf.distribute.get_strategy(), "one device (auto: fewer than two GPUs)"

@@ -65,7 +65,9 @@ class TrainResult:
     sample_path: Path | None
     # Of the steps after the first (tracing) call, without writing logs, samples and checkpoints.
     seconds_per_step: float | None = None
-    interrupted: bool = False  # stopped by Ctrl-C (a checkpoint of the last step was saved)
+    # Stopped by Ctrl-C or SIGTERM, here or (multi-worker) on another worker; a checkpoint
+    # of the last step was saved.
+    interrupted: bool = False
 
 
 def _save_sample(model: Pix2Pix, batch, workdir: Path, step: int, writer) -> Path:
@@ -98,14 +100,17 @@ def _check_same_run(agreement: Agreement, config: Config, n_pairs: int, total_st
     different collectives and wait on each other forever, all alive and silent.
     """
     precision, _ = resolve_precision(config.train.precision)
-    settings = json.dumps(config.replace(train={"precision": precision}).to_dict(), sort_keys=True)
+    settings = config.replace(train={"precision": precision}).to_dict()
+    del settings["train"]["strategy"]  # "auto" and "multi_worker" build the same one here
+    settings = json.dumps(settings, sort_keys=True)
     fingerprint = zlib.crc32(f"{settings}|{n_pairs}|{total_steps}".encode())
     highest, lowest = agreement.maximum(fingerprint, -fingerprint)
     if highest != -lowest:
         raise Pix2PixError(
             "the workers were started with different settings or data (the options, the precision auto chose, "
             f"the number of training pairs: {n_pairs} here, or the run length: {total_steps} steps here): run "
-            "the same command on every worker, with the same data; on unlike machines give --precision"
+            "the same command on every worker, with the same data and a work dir they share (a worker that "
+            "cannot see the chief's config.json falls back to other settings); on unlike machines give --precision"
         )
 
 
@@ -157,21 +162,22 @@ def train(
     """
     workdir = Path(workdir)
     if strategy is None:
-        strategy, devices = make_strategy(config.train.strategy)
+        strategy, devices = make_strategy(config.train.strategy, config.data.batch_size)
         # Said whenever the run is not a plain single-device one, e.g. "mirrored" that found one device.
         if config.train.strategy not in ("auto", "default") or strategy.num_replicas_in_sync > 1:
             if role_of(strategy).is_chief:
                 print(f"strategy {config.train.strategy}: {devices}")
     role = role_of(strategy)
-    check_batch(strategy, config.data.batch_size)
-    if role.is_chief:
-        workdir.mkdir(parents=True, exist_ok=True)
     pairs = pairs or find_pairs(data_dir, "train", config.data)
     schedule = resolve_schedule(config, len(pairs))
     checkpoint_dir = workdir / CHECKPOINT_DIR
     agreement = Agreement(strategy)
     try:
+        # First, so that workers given different batches all refuse, not just one.
         _check_same_run(agreement, config, len(pairs), schedule.total_steps)
+        check_batch(strategy, config.data.batch_size)
+        if role.is_chief:
+            workdir.mkdir(parents=True, exist_ok=True)
         model = Pix2Pix(config, schedule, run_eagerly=run_eagerly, strategy=strategy)
         restored = restore_newest_readable(model.checkpoint, checkpoint_dir)
         start = int(model.step.numpy())
@@ -279,8 +285,8 @@ def train(
                 sample_path = _save_sample(model, sample_batch, workdir, step, writer)
             if step % t.checkpoint_every == 0:
                 save(step)
-            if first_call_done != last_call_done:  # file writing is left out of the speed
-                writing += time.perf_counter() - writing_start
+            # Left out of the speed; what follows the last call is outside the timed span anyway.
+            writing += time.perf_counter() - writing_start
             late = deadline is not None and time.monotonic() >= deadline
             # Workers stop together and run calls of one length (see Agreement): a
             # Ctrl-C or a deadline on any worker counts for all.

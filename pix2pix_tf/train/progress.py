@@ -55,5 +55,7 @@ class CtrlC:
         self.pressed = True
 
     def restore(self):
+        """Puts back the handlers that were there before."""
         for s, previous in self.previous.items():
-            signal.signal(s, previous)
+            if previous is not None:  # None: set outside Python, which Python cannot put back
+                signal.signal(s, previous)
