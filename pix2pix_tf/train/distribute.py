@@ -248,3 +248,8 @@ class Agreement:
         if not self.needed:
             return list(values)
         return [int(v) for v in self._maximum(tf.constant(values, tf.int64))]
+
+    def extremes(self, value: int) -> tuple[int, int]:
+        """(lowest, highest) of `value` over all workers: equal when every worker has the same."""
+        highest, negated_lowest = self.maximum(value, -value)
+        return -negated_lowest, highest

@@ -104,8 +104,8 @@ def _check_same_run(agreement: Agreement, config: Config, n_pairs: int, total_st
     del settings["train"]["strategy"]  # "auto" and "multi_worker" build the same one here
     settings = json.dumps(settings, sort_keys=True)
     fingerprint = zlib.crc32(f"{settings}|{n_pairs}|{total_steps}".encode())
-    highest, lowest = agreement.maximum(fingerprint, -fingerprint)
-    if highest != -lowest:
+    lowest, highest = agreement.extremes(fingerprint)
+    if lowest != highest:
         raise Pix2PixError(
             "the workers were started with different settings or data (the options, the precision auto chose, "
             f"the number of training pairs: {n_pairs} here, or the run length: {total_steps} steps here): run "
@@ -181,14 +181,14 @@ def train(
         model = Pix2Pix(config, schedule, run_eagerly=run_eagerly, strategy=strategy)
         restored = restore_newest_readable(model.checkpoint, checkpoint_dir)
         start = int(model.step.numpy())
-        highest, lowest = agreement.maximum(start, -start)
+        lowest, highest = agreement.extremes(start)
     except _PEER_FAILURES as e:
         if role.workers == 1:
             raise
         raise _lost_worker(e, "while the workers were starting", None) from None
-    if highest != -lowest:
+    if lowest != highest:
         raise Pix2PixError(
-            f"the workers resumed from different steps ({-lowest} to {highest}; this one from {start}): every "
+            f"the workers resumed from different steps ({lowest} to {highest}; this one from {start}): every "
             f"worker must read the chief's {checkpoint_dir} (shared storage) and be started with the same command"
         )
     if config.train.precision != model.config.train.precision and role.is_chief:

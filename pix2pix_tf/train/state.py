@@ -167,7 +167,7 @@ class Pix2Pix:
 
 def agree_on_overflow(grads: list) -> list:
     """In a replica context: `grads`, or all NaN on every replica if any replica has a NaN or Inf."""
-    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None])
+    finite = _all_finite([g for g in grads if g is not None])
     overflows = tf.distribute.get_replica_context().all_reduce(
         tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32)
     )
@@ -175,5 +175,7 @@ def agree_on_overflow(grads: list) -> list:
     return [None if g is None else g * tf.cast(factor, g.dtype) for g in grads]
 
 
-def _all_finite(losses: dict[str, tf.Tensor]) -> tf.Tensor:
-    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))) for v in losses.values()])
+def _all_finite(tensors) -> tf.Tensor:
+    """True if no value of `tensors` (a list, or a dict's values) is NaN or Inf."""
+    values = tensors.values() if isinstance(tensors, dict) else tensors
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))) for v in values])
