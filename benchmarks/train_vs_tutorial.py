@@ -1,24 +1,39 @@
 """This package's trainer against the TensorFlow pix2pix tutorial's recipe, side by side in one process.
 
-    python benchmarks/train_vs_tutorial.py            # a few minutes; writes docs/performance.md
-    python benchmarks/train_vs_tutorial.py --quick    # a smoke test of the script
+    python benchmarks/train_vs_tutorial.py              # writes benchmarks/train_vs_tutorial.json
+    python benchmarks/train_vs_tutorial.py --rounds 15  # more rounds where the machine is noisy
+    python benchmarks/train_vs_tutorial.py --quick      # a smoke test of the script
+
+The Markdown tables go to stdout (and to `--markdown PATH` if given); the hand-written
+parts of docs/performance.md and the README quote them, so they are updated by hand.
 
 The tutorial recipe is written here from its published description (tensorflow.org
 "pix2pix: Image-to-image translation with a conditional GAN"): Conv + BatchNorm +
 LeakyReLU (Keras' default slope 0.3) down-sampling, BatchNorm on the 1x1 bottleneck,
 ConvTranspose + BatchNorm (+ Dropout 0.5) + ReLU up-sampling, the 70x70 PatchGAN,
 binary cross-entropy, D's loss not halved, Adam(2e-4, 0.5), two tapes in one
-tf.function, one call per step with its summaries written every step.
+tf.function, one call per step, summaries written inside the step.
+
+Every comparison is at equal precision (float32 against float32, and bfloat16 against
+bfloat16 where the CPU has native bfloat16, i.e. where `auto` picks it; `--precisions`
+overrides), plus default against default (this package's `auto` against the tutorial
+as published, float32). Rounds are interleaved: each round runs the tutorial and this
+package at one precision back to back (which goes first alternates), and every ratio is
+taken within a round, then reported as median [min, max] over the rounds.
 
 Measured, per configuration (256 px batch 1 ngf 64, the paper's; 64 px batch 4 ngf 16,
 the demo's, notebooks' and experiments'):
-  * train step: each contestant on the same data tensor, rounds interleaved, timed to
-    completion; the tutorial in float32 and in the precision `auto` picks, this package
-    in both, with its default steps per call;
+  * train step: each contestant on the same data tensor, timed to completion, no
+    summaries on either side; this package with its default steps per call;
   * the floor: step FLOPs counted from each graph over the matmul throughput measured
     in this run;
-  * at the small size, whole loops on the same files: the tutorial's input pipeline and
-    loop against `pix2pix_tf.train.train` at its defaults;
+  * at the small size, whole loops on the same files, with the same settings on both
+    sides: the trainer's defaults (`TrainConfig`: loss scalars every 10 steps, a sample
+    grid every 200, a checkpoint every 500), which `pix2pix_tf.train.train` runs
+    unchanged and the tutorial's loop gets in place of its own cadences. Both are timed
+    by one ruler: the wall time between their own TensorBoard events at two steps, so
+    whatever either loop does in between (input, steps, summary writes, the sample) is
+    on the clock;
   * the input pipeline's share, peak RSS of `pix2pix-tf train` at 256 px batch 1,
     inference latency at 256 px (Keras, SavedModel, each TFLite variant), and a quality
     check: the auto precision's test PSNR against float32 after the same steps.
@@ -28,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -36,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -44,13 +61,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig  # noqa: E402
+from pix2pix_tf.config import LOGS_DIR, Config, DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from pix2pix_tf.data.files import find_pairs  # noqa: E402
 from pix2pix_tf.data.pipeline import train_dataset  # noqa: E402
 from pix2pix_tf.data.synthetic import synthesize  # noqa: E402
 from pix2pix_tf.evaluate import evaluate  # noqa: E402
 from pix2pix_tf.inference import available_cores, load, load_generator  # noqa: E402
-from pix2pix_tf.precision import cpu_model, resolve  # noqa: E402
+from pix2pix_tf.precision import NATIVE_BF16_CPU_FLAGS, cpu_flags, cpu_model, resolve  # noqa: E402
 from pix2pix_tf.train import Pix2Pix, Schedule, train  # noqa: E402
 from pix2pix_tf.train.loop import MAX_STEPS_PER_CALL, TARGET_CALL_SECONDS  # noqa: E402
 
@@ -114,15 +131,28 @@ def _tutorial_models(size: int, ngf: int, ndf: int, dtype):
 
 
 class Tutorial:
-    """The tutorial's train step (and, for the loop, its summaries every step)."""
+    """The tutorial's train step; for the loop also its summaries, sample images and checkpoint.
 
-    def __init__(self, size, ngf, ndf, precision, logdir=None):
+    Args:
+        logdir: where the loop's summaries go; None (the step table) writes none.
+        log_every: summaries for the steps (counted from 1) that are multiples of this. The
+            tutorial's own cadence is every step; the loop table gives it the trainer's.
+    """
+
+    def __init__(self, size, ngf, ndf, precision, logdir=None, log_every=1):
         dtype = None if precision == "float32" else precision
         self.generator, self.discriminator = _tutorial_models(size, ngf, ndf, dtype)
         self.g_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
         self.d_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
         self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
         self.writer = tf.summary.create_file_writer(logdir) if logdir else None
+        self.log_every = log_every
+        self.checkpoint = tf.train.Checkpoint(
+            generator_optimizer=self.g_opt,
+            discriminator_optimizer=self.d_opt,
+            generator=self.generator,
+            discriminator=self.discriminator,
+        )
         self.step = tf.function(self._step)
 
     def _step(self, inp, tar, step=None):
@@ -139,47 +169,70 @@ class Tutorial:
         self.g_opt.apply_gradients(zip(g_grads, self.generator.trainable_variables))
         self.d_opt.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
         if self.writer is not None:
-            with self.writer.as_default():
+            # Inside the step, as in the tutorial. The tutorial logs at step // 1000; the step
+            # itself is used here so that the events line up with the trainer's.
+            with self.writer.as_default(step=step), tf.summary.record_if(step % self.log_every == 0):
                 for name, value in (("gen_total_loss", g_loss), ("gen_gan_loss", gan), ("gen_l1_loss", l1)):
-                    tf.summary.scalar(name, value, step=step // 1000)
-                tf.summary.scalar("disc_loss", d_loss, step=step // 1000)
+                    tf.summary.scalar(name, value)
+                tf.summary.scalar("disc_loss", d_loss)
         return g_loss
+
+    def save_sample(self, examples, folder: Path, step: int) -> None:
+        """The tutorial's `generate_images` (G with training=True), written as the trainer writes its samples."""
+        inp, tar = examples
+        out = tf.cast(self.generator(inp, training=True), tf.float32)
+        rows = tf.concat([tf.concat(tf.unstack(images), axis=0) for images in (inp, out, tar)], axis=1)
+        image = tf.cast(tf.round(tf.clip_by_value((rows + 1) * 127.5, 0, 255)), tf.uint8)
+        png = tf.io.encode_png(image).numpy()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"step_{step:07d}.png").write_bytes(png)
+        (folder / "latest.png").write_bytes(png)
+        with self.writer.as_default(step=step):
+            tf.summary.image("input | output | target", image[None], max_outputs=1)
+
+
+def _tutorial_pair(path, size: int, load_size: int, jitter: bool):
+    """The tutorial's load_image_train / load_image_test: A|B JPEG -> (input, real) in [-1, 1]."""
+    image = tf.cast(tf.io.decode_jpeg(tf.io.read_file(path)), tf.float32)
+    w = tf.shape(image)[1] // 2
+    real, inp = image[:, :w, :], image[:, w:, :]  # facades: photo | labels, labels -> photo
+    both = tf.stack([inp, real])
+    both = tf.image.resize(both, [load_size, load_size], method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
+    if jitter:
+        both = tf.image.random_crop(both, [2, size, size, 3])
+        both = tf.cond(tf.random.uniform(()) > 0.5, lambda: tf.image.flip_left_right(both), lambda: both)
+    both = both / 127.5 - 1
+    return both[0], both[1]
 
 
 def _tutorial_dataset(data_dir: Path, size: int, batch: int) -> tf.data.Dataset:
-    """The tutorial's pipeline: decode the A|B JPEG, resize to 286, random crop, mirror, [-1, 1]."""
-    load_size = size * 286 // 256
-
-    def load_pair(path):
-        image = tf.cast(tf.io.decode_jpeg(tf.io.read_file(path)), tf.float32)
-        w = tf.shape(image)[1] // 2
-        real, inp = image[:, :w, :], image[:, w:, :]  # facades: photo | labels, labels -> photo
-        both = tf.stack([inp, real])
-        both = tf.image.resize(both, [load_size, load_size], method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
-        both = tf.image.random_crop(both, [2, size, size, 3])
-        both = tf.cond(tf.random.uniform(()) > 0.5, lambda: tf.image.flip_left_right(both), lambda: both)
-        both = both / 127.5 - 1
-        return both[0], both[1]
-
+    """The tutorial's training pipeline: decode the A|B JPEG, resize to 286, random crop, mirror, [-1, 1]."""
     files = sorted(str(p) for p in (data_dir / "train").glob("*.jpg"))
     return (
         tf.data.Dataset.from_tensor_slices(files)
         .shuffle(len(files))
-        .map(load_pair, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda path: _tutorial_pair(path, size, size * 286 // 256, True), num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch)
         .repeat()
     )
 
 
+def _tutorial_examples(data_dir: Path, size: int, count: int):
+    """One batch of the first `count` val pairs through the tutorial's test pipeline, for the sample images."""
+    files = sorted(str(p) for p in (data_dir / "val").glob("*.jpg"))[:count]
+    dataset = tf.data.Dataset.from_tensor_slices(files).map(lambda path: _tutorial_pair(path, size, size, False))
+    return next(iter(dataset.batch(count)))
+
+
 # ----------------------------------------------------------------- measuring
 
 
-def _flops(fn, *args) -> float:
-    graph = tf.function(fn).get_concrete_function(*args).graph
+def _flops(concrete) -> float:
+    """FLOPs of a traced function (`tf.function(...).get_concrete_function(...)`), counted from its graph."""
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        return float(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops)
+        return float(tf.compat.v1.profiler.profile(graph=concrete.graph, options=options).total_float_ops)
 
 
 def matmul_ceiling(dtype: str, n: int = 2048, reps: int = 10) -> float:
@@ -196,6 +249,7 @@ def matmul_ceiling(dtype: str, n: int = 2048, reps: int = 10) -> float:
 
 
 def _config(size, batch, ngf, ndf, precision, steps=100_000) -> Config:
+    """The given sizes and precision; every other setting at its default."""
     return Config(
         data=DataConfig(image_size=size, batch_size=batch, direction="BtoA"),
         model=ModelConfig(ngf=ngf, ndf=ndf),
@@ -203,12 +257,82 @@ def _config(size, batch, ngf, ndf, precision, steps=100_000) -> Config:
     )
 
 
+def _compute_dtype(precision: str) -> str:
+    return {"float32": "float32", "mixed_float16": "float16"}.get(precision, "bfloat16")
+
+
+def _summary(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+@dataclasses.dataclass
 class Contestant:
-    def __init__(self, name, run, flops, precision):
-        self.name, self.run, self.flops, self.precision, self.times = name, run, flops, precision, []
+    """One side of a comparison: `run(round)` does one round and returns its seconds per step."""
+
+    name: str
+    precision: str
+    run: Callable[[int], float]
+    flops: float | None = None
+    times: list[float] = dataclasses.field(default_factory=list)  # seconds per step, one per round
+    own: list[float] = dataclasses.field(default_factory=list)  # the loop table: the trainer's own figure
 
 
-def _ours(size, batch, ngf, ndf, precision, x, y) -> Contestant:
+def _race(pairs: list[tuple[Contestant, Contestant]], rounds: int, what: str) -> None:
+    """Runs `rounds` rounds; in each, every (tutorial, ours) pair back to back, who goes first alternating.
+
+    Back to back, drift in the machine's speed (other jobs on a shared host) hits both
+    sides of a pair alike, and the ratio taken within the round cancels most of it.
+    """
+    for r in range(rounds):
+        print(f"  {what}: round {r + 1} of {rounds}", flush=True)
+        for pair in pairs:
+            for c in pair if r % 2 == 0 else pair[::-1]:
+                c.times.append(c.run(r))
+
+
+def _rows(pairs: list[tuple[Contestant, Contestant]], batch: int, ceilings: dict | None = None) -> list[dict]:
+    """A row per contestant: ms/step and per-round ratios, each as median [min, max] over the rounds."""
+    baseline = pairs[0][0]  # the tutorial in float32: the tutorial as published
+
+    def ratios(base: Contestant, c: Contestant) -> dict:
+        return _summary([b / t for b, t in zip(base.times, c.times, strict=True)])
+
+    rows = []
+    for tutorial, ours in pairs:
+        for c in (tutorial, ours):
+            ms = _summary([t * 1000 for t in c.times])
+            row = {
+                "contestant": c.name,
+                "side": "tutorial" if c is tutorial else "pix2pix_tf",
+                "precision": c.precision,
+                "ms_per_step": ms,
+                "rounds_ms": [t * 1000 for t in c.times],
+                "images_per_s": batch / (ms["median"] / 1000),
+                "vs_tutorial_float32": ratios(baseline, c),
+                "vs_tutorial_same_precision": ratios(tutorial, c) if c is ours else None,
+            }
+            if c.flops is not None:
+                floor_ms = c.flops / ceilings[_compute_dtype(c.precision)] * 1000
+                row |= {
+                    "gflop_per_step": c.flops / 1e9,
+                    "floor_ms": floor_ms,
+                    "fraction_of_floor": floor_ms / ms["median"],
+                }
+            if c.own:
+                row["trainer_own_ms_per_step"] = _summary([t * 1000 for t in c.own])
+            rows.append(row)
+    return rows
+
+
+def _default_vs_default(rows: list[dict], auto: str) -> dict | None:
+    """This package at `auto` against the tutorial as published (float32), per round; None if `auto` was not run."""
+    ours = next((r for r in rows if r["side"] == "pix2pix_tf" and r["precision"] == auto), None)
+    if ours is None:
+        return None
+    return {"pix2pix_tf": ours["contestant"], "tutorial": rows[0]["contestant"], "ratio": ours["vs_tutorial_float32"]}
+
+
+def _ours(size, batch, ngf, ndf, precision, x, y, steps) -> Contestant:
     model = Pix2Pix(_config(size, batch, ngf, ndf, precision), Schedule(100_000, 50_000, 1000, batch))
     iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
     one = tf.constant(1, tf.int64)
@@ -216,97 +340,129 @@ def _ours(size, batch, ngf, ndf, precision, x, y) -> Contestant:
         float(model.train_steps(iterator, one)[0]["g_total"])  # trace, warm up
     start = time.perf_counter()
     float(model.train_steps(iterator, one)[0]["g_total"])
-    # What the loop does by default: calls sized to about TARGET_CALL_SECONDS.
+    # What the loop does by default: calls sized to about TARGET_CALL_SECONDS. This copies
+    # the trainer's sizing rule (sized once here, after every call there) because the
+    # trainer has no public object for it yet; keep the two in step until it does.
     per_call = min(MAX_STEPS_PER_CALL, max(1, round(TARGET_CALL_SECONDS / (time.perf_counter() - start))))
 
-    def run(steps):
-        done = 0
+    def run(_round):
+        start, done = time.perf_counter(), 0
         while done < steps:
             n = min(per_call, steps - done)
             losses, _ = model.train_steps(iterator, tf.constant(n, tf.int64))
             done += n
         float(losses["g_total"])
+        return (time.perf_counter() - start) / steps
 
     label = f"pix2pix_tf, {model.config.train.precision}" + (f", {per_call} steps per call" if per_call > 1 else "")
-    return Contestant(label, run, _flops(model._train_step, x, y), model.config.train.precision)
+    flops = _flops(model.train_step.get_concrete_function(x, y))
+    return Contestant(label, model.config.train.precision, run, flops)
 
 
-def _tutorial(size, batch, ngf, ndf, precision, x, y) -> Contestant:
+def _tutorial(size, batch, ngf, ndf, precision, x, y, steps) -> Contestant:
     tutorial = Tutorial(size, ngf, ndf, precision)
     for _ in range(2):
         float(tutorial.step(x, y))
 
-    def run(steps):
+    def run(_round):
+        start = time.perf_counter()
         for _ in range(steps):
             loss = tutorial.step(x, y)
         float(loss)
+        return (time.perf_counter() - start) / steps
 
-    return Contestant(f"tutorial recipe, {precision}", run, _flops(tutorial._step, x, y), precision)
+    return Contestant(
+        f"tutorial recipe, {precision}", precision, run, _flops(tutorial.step.get_concrete_function(x, y))
+    )
 
 
-def step_table(spec: dict, auto: str, rounds: int, steps: int, ceilings: dict) -> list[dict]:
+def step_table(spec: dict, precisions: list[str], auto: str, rounds: int, steps: int, ceilings: dict) -> dict:
+    """The train step alone, each contestant on the same data tensor, no summaries on either side."""
     size, batch = spec["image_size"], spec["batch_size"]
     x = tf.random.uniform((batch, size, size, 3), -1, 1, seed=1)
     y = tf.random.uniform((batch, size, size, 3), -1, 1, seed=2)
-    precisions = ["float32"] + ([auto] if auto != "float32" else [])
-    contestants = [
-        make(size, batch, spec["ngf"], spec["ndf"], p, x, y) for make in (_tutorial, _ours) for p in precisions
-    ]
-    for _ in range(rounds):  # interleaved, so drift in the machine's speed hits every contestant alike
-        for c in contestants:
-            start = time.perf_counter()
-            c.run(steps)
-            c.times.append((time.perf_counter() - start) / steps)
-    base = statistics.median(contestants[0].times)
-    rows = []
-    for c in contestants:
-        ms = statistics.median(c.times) * 1000
-        compute = {"float32": "float32", "mixed_float16": "float16"}.get(c.precision, "bfloat16")
-        floor_ms = c.flops / ceilings[compute] * 1000
-        rows.append(
-            {
-                "contestant": c.name,
-                "ms_per_step": ms,
-                "spread_ms": (max(c.times) - min(c.times)) * 1000,
-                "images_per_s": batch / (ms / 1000),
-                "vs_tutorial_fp32": base * 1000 / ms,
-                "gflop_per_step": c.flops / 1e9,
-                "floor_ms": floor_ms,
-                "fraction_of_floor": floor_ms / ms,
-            }
-        )
-    return rows
+    args = (size, batch, spec["ngf"], spec["ndf"])
+    pairs = [(_tutorial(*args, p, x, y, steps), _ours(*args, p, x, y, steps)) for p in precisions]
+    _race(pairs, rounds, f"train step, {size} px")
+    rows = _rows(pairs, batch, ceilings)
+    return {"steps_per_round": steps, "rows": rows, "default_vs_default": _default_vs_default(rows, auto)}
 
 
-def loop_table(data: Path, spec: dict, auto: str, rounds: int, steps: int, work: Path) -> list[dict]:
-    """Whole loops on the same files: the tutorial's pipeline and loop vs `train()` at its defaults."""
-    size, batch = spec["image_size"], spec["batch_size"]
-    results = {"tutorial loop, float32": [], f"pix2pix_tf train(), {auto}": []}
-    for r in range(rounds):
-        tutorial = Tutorial(size, spec["ngf"], spec["ndf"], "float32", logdir=str(work / f"tutorial_logs{r}"))
+# Steps before a loop's timed span: tracing, and for the trainer the sizing of its calls.
+LOOP_WARMUP = 20
+
+
+def _seconds_per_step(logdir: Path, first: int, last: int) -> float:
+    """From a run's TensorBoard events: the wall time from step `first`'s to step `last`'s, per step.
+
+    A step's time is that of its first event, i.e. when its logging began; so the span
+    holds everything the loop did after that up to step `last`'s logging.
+    """
+    times = {}
+    for path in logdir.rglob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            if event.summary.value:
+                times[event.step] = min(event.wall_time, times.get(event.step, event.wall_time))
+    return (times[last] - times[first]) / (last - first)
+
+
+def _tutorial_loop(data: Path, spec: dict, precision: str, steps: int, work: Path) -> Contestant:
+    """The tutorial's pipeline and Python loop, at the trainer's default cadences instead of its own.
+
+    The tutorial logs every step, shows images every 1000 steps and checkpoints every 5000.
+    """
+    size, batch, total, t = spec["image_size"], spec["batch_size"], LOOP_WARMUP + steps, TrainConfig()
+
+    def run(r):
+        folder = work / f"tutorial_{precision}_{r}"
+        tutorial = Tutorial(size, spec["ngf"], spec["ndf"], precision, str(folder / "logs"), t.log_every)
+        manager = tf.train.CheckpointManager(tutorial.checkpoint, str(folder / "checkpoints"), t.keep_checkpoints)
+        examples = _tutorial_examples(data, size, 4)  # the trainer's sample grid has 4 rows too
         stream = iter(_tutorial_dataset(data, size, batch))
-        for step in range(steps + 5):
-            if step == 5:  # after tracing and warm-up
-                start = time.perf_counter()
+        for step in range(1, total + 1):  # numbered from 1, as the trainer counts
             inp, tar = next(stream)
-            loss = tutorial.step(inp, tar, tf.constant(step, tf.int64))
-        float(loss)
-        results["tutorial loop, float32"].append((time.perf_counter() - start) / steps)
-        config = _config(size, batch, spec["ngf"], spec["ndf"], "auto", steps=steps + 5)
-        config = config.replace(train={"log_every": 100, "sample_every": 10**6, "checkpoint_every": 10**6})
+            tutorial.step(inp, tar, tf.constant(step, tf.int64))
+            if step % t.sample_every == 0:
+                tutorial.save_sample(examples, folder / "samples", step)
+            if step % t.checkpoint_every == 0:
+                manager.save(checkpoint_number=step)
+        tutorial.writer.close()
+        return _seconds_per_step(folder / "logs", LOOP_WARMUP, total)
+
+    return Contestant(f"tutorial loop, {precision}", precision, run)
+
+
+def _ours_loop(data: Path, spec: dict, precision: str, steps: int, work: Path) -> Contestant:
+    """`pix2pix_tf.train.train` with every setting but the sizes and the precision at its default."""
+    total = LOOP_WARMUP + steps
+    config = _config(spec["image_size"], spec["batch_size"], spec["ngf"], spec["ndf"], precision, steps=total)
+    own = []  # the trainer's own figure, which leaves its writes (logs, samples, checkpoints) out
+
+    def run(r):
+        folder = work / f"ours_{precision}_{r}"
         with contextlib.redirect_stdout(io.StringIO()):
-            result = train(config, data, work / f"ours{r}")
-        results[f"pix2pix_tf train(), {auto}"].append(result.seconds_per_step)
-    base = statistics.median(results["tutorial loop, float32"])
-    return [
-        {
-            "contestant": name,
-            "ms_per_step": statistics.median(t) * 1000,
-            "images_per_s": batch / statistics.median(t),
-            "vs_tutorial_fp32": base / statistics.median(t),
-        }
-        for name, t in results.items()
-    ]
+            own.append(train(config, data, folder).seconds_per_step)
+        return _seconds_per_step(folder / LOGS_DIR, LOOP_WARMUP, total)
+
+    return Contestant(f"pix2pix_tf train(), {precision}", precision, run, own=own)
+
+
+def loop_table(data: Path, spec: dict, precisions: list[str], auto: str, rounds: int, steps: int, work: Path) -> dict:
+    """Whole loops on the same files, with the same settings on both sides (the trainer's defaults)."""
+    t = TrainConfig()
+    if steps % t.log_every or LOOP_WARMUP % t.log_every:
+        raise ValueError(f"loop steps and warm-up must be multiples of log_every ({t.log_every})")
+    pairs = [(_tutorial_loop(data, spec, p, steps, work), _ours_loop(data, spec, p, steps, work)) for p in precisions]
+    _race(pairs, rounds, "whole loops")
+    rows = _rows(pairs, spec["batch_size"])
+    return {
+        "warmup_steps": LOOP_WARMUP,
+        "steps_per_round": steps,
+        "settings": {k: getattr(t, k) for k in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints")},
+        "rows": rows,
+        "default_vs_default": _default_vs_default(rows, auto),
+    }
 
 
 def pipeline_ms(data: Path, spec: dict, batches: int) -> float:
@@ -347,7 +503,7 @@ def inference_rows(workdir: Path, data: Path, out: Path, ceiling: float, runs: i
         report = export(workdir, out, data_dir=data, latency_runs=runs)
     generator, config, _ = load_generator(workdir)
     x = tf.random.uniform((1, 256, 256, 3), -1, 1)
-    floor_ms = _flops(lambda x: generator(x, training=False), x) / ceiling * 1000
+    floor_ms = _flops(tf.function(lambda x: generator(x, training=False)).get_concrete_function(x)) / ceiling * 1000
     rows = []
 
     def timed(name, fn):
@@ -443,58 +599,104 @@ def op_profile(spec: dict, precision: str, steps: int) -> dict:
 
 def _machine() -> dict:
     precision, why = resolve("auto")
-    return {"cpu": cpu_model(), "cores": available_cores(), "tensorflow": tf.__version__, "auto": precision, "why": why}
+    return {
+        "cpu": cpu_model(),
+        "cores": available_cores(),
+        "tensorflow": tf.__version__,
+        "native_bf16_flags": sorted(cpu_flags() & set(NATIVE_BF16_CPU_FLAGS)),
+        "auto": precision,
+        "why": why,
+    }
 
 
-def write_markdown(results: dict, path: Path) -> None:
+def _ms(s: dict) -> str:
+    return f"{s['median']:.1f} [{s['min']:.1f}, {s['max']:.1f}]"
+
+
+def _times(s: dict | None) -> str:
+    return f"**{s['median']:.2f}×** [{s['min']:.2f}, {s['max']:.2f}]" if s else "–"
+
+
+def _default_line(table: dict, auto: str) -> str:
+    d = table["default_vs_default"]
+    if d is None:
+        return f"Default against default: not measured (`auto` picks {auto} here, which was not run)."
+    return (
+        f"Default against default ({d['pix2pix_tf']}, which `auto` picks here, against {d['tutorial']}, "
+        f"the tutorial as published): {_times(d['ratio'])}."
+    )
+
+
+def markdown(results: dict) -> str:
+    """The measured sections of docs/performance.md."""
     m = results["machine"]
+    native = ", ".join(m["native_bf16_flags"]) or "none"
     lines = [
         "# Performance: this package against the TF tutorial's recipe",
         "",
-        f"Measured by `python benchmarks/train_vs_tutorial.py` on {m['cpu']}, {m['cores']} cores, "
+        f"Measured by `{results['command']}` on {m['cpu']}, {m['cores']} cores, "
         f"TensorFlow {m['tensorflow']}, on {results['date']}; it took {results['seconds'] / 60:.1f} min. "
-        f"`--precision auto` chose **{m['auto']}** here ({m['why']}). Other machines differ: "
-        "rerun the benchmark on yours. Raw numbers: `benchmarks/train_vs_tutorial.json`.",
+        f"`--precision auto` chose **{m['auto']}** here ({m['why']}; native bfloat16 flags: {native}). "
+        "Other machines differ: rerun the benchmark on yours. Raw numbers, every round included: "
+        f"`{results['json']}`.",
+        "",
+        "Every table compares at equal precision (float32 against float32"
+        + (", bfloat16 against bfloat16" if "mixed_bfloat16" in results["precisions"] else "")
+        + ") and default against default (`auto` against the tutorial as published, in float32). "
+        f"{results['rounds']} rounds; in each, the tutorial and this package at one precision run back to back "
+        "in this process, which goes first alternating. Times and ratios are median [min, max] over the rounds, "
+        "and a ratio (the tutorial's time over this package's) is taken within each round, so drift in the "
+        "machine's speed between rounds largely cancels out of it.",
         "",
         f"Matmul throughput measured in the same run: {results['ceilings']['float32'] / 1e9:.0f} GFLOP/s float32, "
         f"{results['ceilings']['bfloat16'] / 1e9:.0f} GFLOP/s bfloat16. The floor of a step is its FLOPs (counted "
         "from its graph) at that throughput; convolutions seldom reach it.",
         "",
     ]
-    for size, rows in results["steps"].items():
+    for size, table in results["steps"].items():
         lines += [
             f"## Train step, {size}",
             "",
-            "Same data tensor for every contestant, rounds interleaved, median of "
-            f"{results['rounds']} rounds of {results['round_steps'][size]} steps.",
+            f"Same data tensor for every contestant, no summaries on either side, {table['steps_per_round']} steps "
+            "per round.",
             "",
-            "| contestant | ms/step | images/s | vs tutorial float32 | GFLOP/step | floor ms | share of floor |",
-            "|---|---|---|---|---|---|---|",
+            "| contestant | ms/step | images/s | vs tutorial, same precision | vs tutorial float32 | GFLOP/step "
+            "| floor ms | share of floor |",
+            "|---|---|---|---|---|---|---|---|",
         ]
-        for r in rows:
+        for r in table["rows"]:
             lines.append(
-                f"| {r['contestant']} | {r['ms_per_step']:.1f} | {r['images_per_s']:.1f} | "
-                f"**{r['vs_tutorial_fp32']:.2f}×** | {r['gflop_per_step']:.1f} | {r['floor_ms']:.1f} | "
-                f"{r['fraction_of_floor']:.0%} |"
+                f"| {r['contestant']} | {_ms(r['ms_per_step'])} | {r['images_per_s']:.1f} | "
+                f"{_times(r['vs_tutorial_same_precision'])} | {_times(r['vs_tutorial_float32'])} | "
+                f"{r['gflop_per_step']:.1f} | {r['floor_ms']:.1f} | {r['fraction_of_floor']:.0%} |"
             )
-        lines.append("")
+        lines += ["", _default_line(table, m["auto"]), ""]
     loop = results["loop"]
+    s = loop["settings"]
     lines += [
         f"## Whole training loop, {loop['size']}",
         "",
-        "The same synthetic facades files; the tutorial's tf.data pipeline and Python loop (summaries every "
-        "step) against `pix2pix_tf.train.train` at its defaults (samples, checkpoints and logs off the clock "
-        "only where the trainer itself excludes them), median of "
-        f"{results['rounds']} rounds of {loop['steps']} steps.",
+        "The same synthetic facades files; the tutorial's tf.data pipeline and Python loop (one call per step, "
+        "summaries inside the step) against `pix2pix_tf.train.train`. Both with the same settings, the "
+        f"trainer's defaults: loss scalars every {s['log_every']} steps, a sample grid (4 validation images) "
+        f"every {s['sample_every']}, a checkpoint every {s['checkpoint_every']} (the last {s['keep_checkpoints']} "
+        "kept). The trainer runs at its defaults unchanged; the tutorial's loop gets these in place of its own "
+        "(every step, every 1000, every 5000). Both are timed by one ruler: the wall time between their own "
+        f"TensorBoard events at steps {loop['warmup_steps']} and {loop['warmup_steps'] + loop['steps_per_round']}, "
+        "so input, steps, summary writes and samples are on the clock for both. The last column is the "
+        "trainer's own `seconds_per_step` (every step after its first call, its writes left out).",
         "",
-        "| loop | ms/step | images/s | vs tutorial loop |",
-        "|---|---|---|---|",
+        "| loop | ms/step | images/s | vs tutorial loop, same precision | vs tutorial loop float32 | "
+        "trainer's own ms/step |",
+        "|---|---|---|---|---|---|",
     ]
     for r in loop["rows"]:
+        own = _ms(r["trainer_own_ms_per_step"]) if "trainer_own_ms_per_step" in r else "–"
         lines.append(
-            f"| {r['contestant']} | {r['ms_per_step']:.1f} | {r['images_per_s']:.1f} | "
-            f"**{r['vs_tutorial_fp32']:.2f}×** |"
+            f"| {r['contestant']} | {_ms(r['ms_per_step'])} | {r['images_per_s']:.1f} | "
+            f"{_times(r['vs_tutorial_same_precision'])} | {_times(r['vs_tutorial_float32'])} | {own} |"
         )
+    lines += ["", _default_line(loop, m["auto"])]
     p = results["pipeline"]
     q = results["quality"]
     lines += [
@@ -502,8 +704,8 @@ def write_markdown(results: dict, path: Path) -> None:
         "## Input pipeline, memory, quality",
         "",
         f"- This package's input pipeline alone (decode, jitter, batch; {loop['size']}): {p['ms_per_batch']:.2f} ms "
-        f"per batch when drawn on its own, {p['share']:.1%} of the trainer's step time; in training it runs "
-        "ahead on tf.data threads, so this is the CPU time it takes, not time the step waits.",
+        f"per batch when drawn on its own, {p['share']:.1%} of the trainer's step time ({p['of']}); in training "
+        "it runs ahead on tf.data threads, so this is the CPU time it takes, not time the step waits.",
         f"- Peak RSS of `pix2pix-tf train` at 256 px, batch 1, ngf 64 ({m['auto']}): {results['peak_rss_gb']:.2f} GB.",
         (
             f"- Quality: {q['steps']} steps at 64 px from the same seed and data; test PSNR float32 "
@@ -540,66 +742,116 @@ def write_markdown(results: dict, path: Path) -> None:
         *[f"| `{r['name']}` | {r['ms']:.1f} | {r['share']:.0%} |" for r in prof["ops"]],
     ]
     lines += ["", *results.get("notes", []), ""]
-    path.write_text("\n".join(lines))
+    return "\n".join(lines)
+
+
+def _precisions(given: str | None, auto: str) -> list[str]:
+    """float32 first (the tutorial as published is the baseline of every table), then the others."""
+    precisions = ["float32"] + ([auto] if auto != "float32" else [])
+    if given:
+        precisions = ["float32"] + [p for p in dict.fromkeys(given.split(",")) if p != "float32"]
+    unknown = set(precisions) - {"float32", "mixed_bfloat16", "mixed_float16"}
+    if unknown:
+        raise SystemExit(f"error: --precisions takes float32, mixed_bfloat16, mixed_float16; not {sorted(unknown)}")
+    return precisions
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, help="rounds of every comparison (default 9; quick: 2)")
+    parser.add_argument(
+        "--precisions",
+        help="comma-separated, compared at equal precision (default: float32 and the one `auto` picks here); "
+        "a bfloat16 run on a CPU without native bfloat16 is emulated and says so",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny counts: checks the script, numbers mean little")
     parser.add_argument("--json", help="default: benchmarks/train_vs_tutorial.json (quick: a temporary file)")
-    parser.add_argument("--markdown", help="default: docs/performance.md (quick: a temporary file)")
+    parser.add_argument("--markdown", help="also write the Markdown tables here (they always go to stdout)")
     args = parser.parse_args()
+    rounds = args.rounds or (2 if args.quick else 9)
     scratch = Path(tempfile.mkdtemp(prefix="train_vs_tutorial_"))
-    args.json = args.json or str(scratch / "out.json" if args.quick else ROOT / "benchmarks" / "train_vs_tutorial.json")
-    args.markdown = args.markdown or str(scratch / "out.md" if args.quick else ROOT / "docs" / "performance.md")
-    started = time.perf_counter()
+    default_json = scratch / "out.json" if args.quick else ROOT / "benchmarks" / "train_vs_tutorial.json"
+    json_path = Path(args.json or default_json).resolve()
+    started = part_started = time.perf_counter()
     machine = _machine()
     auto = machine["auto"]
-    ceilings = {"float32": matmul_ceiling("float32"), "bfloat16": matmul_ceiling("bfloat16")}
-    if auto == "mixed_float16":
-        ceilings["float16"] = matmul_ceiling("float16")
+    precisions = _precisions(args.precisions, auto)
+    notes = []
+    if "mixed_bfloat16" in precisions and not machine["native_bf16_flags"]:
+        notes.append(
+            "Note: this CPU has no native bfloat16 (no AVX512_BF16 or AMX), so the bfloat16 rows are emulated "
+            "bfloat16, which `auto` never picks."
+        )
+    ceilings = {d: matmul_ceiling(d) for d in dict.fromkeys(["float32", "bfloat16", *map(_compute_dtype, precisions)])}
     # About 5 s per contestant per round at either size.
     round_steps = {name: 2 if args.quick else (8 if spec["image_size"] >= 256 else 60) for name, spec in SIZES.items()}
     results = {
+        "command": " ".join(["python benchmarks/train_vs_tutorial.py", *sys.argv[1:]]),
+        "json": str(json_path.relative_to(ROOT)) if json_path.is_relative_to(ROOT) else str(json_path),
         "machine": machine,
         "date": time.strftime("%Y-%m-%d"),
-        "rounds": args.rounds,
-        "round_steps": round_steps,
+        "precisions": precisions,
+        "rounds": rounds,
         "ceilings": ceilings,
         "steps": {},
+        "notes": notes,
+        "part_seconds": {},  # how long each part took, for estimating the next run
     }
+
+    def save(part: str):  # after every part, so that a late failure keeps what was measured
+        nonlocal part_started
+        now = time.perf_counter()
+        results["part_seconds"][part] = now - part_started
+        results["seconds"], part_started = now - started, now
+        json_path.write_text(json.dumps(results, indent=2) + "\n")
+
+    save("machine, matmul throughput")
     for name, spec in SIZES.items():
         print(f"train step, {name} ...", flush=True)
-        results["steps"][name] = step_table(spec, auto, args.rounds, round_steps[name], ceilings)
+        results["steps"][name] = step_table(spec, precisions, auto, rounds, round_steps[name], ceilings)
         keras.backend.clear_session()
+        save(f"train step, {name}")
     print("profile ...", flush=True)
     results["profile"] = op_profile(list(SIZES.values())[0], auto, 2 if args.quick else 5)
+    save("profile")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         with contextlib.redirect_stdout(io.StringIO()):
             synthesize("facades", tmp / "facades64", count=200, size=64, seed=0)
             synthesize("facades", tmp / "facades256", count=20, size=256, seed=0)
+        save("synthetic data")
         small_name, small = list(SIZES.items())[1]
         loop_steps = 20 if args.quick else 200
         print("whole loops ...", flush=True)
-        loop_rows = loop_table(tmp / "facades64", small, auto, args.rounds, loop_steps, tmp / "loops")
-        results["loop"] = {"size": small_name, "steps": loop_steps, "rows": loop_rows}
-        ours_ms = loop_rows[1]["ms_per_step"]
+        results["loop"] = {"size": small_name} | loop_table(
+            tmp / "facades64", small, precisions, auto, rounds, loop_steps, tmp / "loops"
+        )
+        save("whole loops")
+        ours = [r for r in results["loop"]["rows"] if r["side"] == "pix2pix_tf"]
+        ours = next((r for r in ours if r["precision"] == auto), ours[0])
         batch_ms = pipeline_ms(tmp / "facades64", small, 20 if args.quick else 200)
-        results["pipeline"] = {"ms_per_batch": batch_ms, "share": batch_ms / ours_ms}
+        results["pipeline"] = {
+            "ms_per_batch": batch_ms,
+            "share": batch_ms / ours["ms_per_step"]["median"],
+            "of": ours["contestant"],
+        }
+        save("input pipeline")
         print("peak RSS at 256 px ...", flush=True)
         results["peak_rss_gb"] = peak_rss_gb(tmp / "facades256", tmp / "run256")
+        save("peak RSS")
         print("inference latency at 256 px ...", flush=True)
         results["inference"] = inference_rows(
             tmp / "run256", tmp / "facades256", tmp / "export256", ceilings["float32"], 3 if args.quick else 10
         )
+        save("inference")
         print("quality check ...", flush=True)
         results["quality"] = quality(tmp / "facades64", auto, 30 if args.quick else 1500, tmp / "quality")
-    results["seconds"] = time.perf_counter() - started
-    Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results, Path(args.markdown))
-    print(Path(args.markdown).read_text())
+        save("quality")
+    text = markdown(results)
+    if args.markdown:
+        Path(args.markdown).write_text(text)
+    print(text)
+    print(f"results: {json_path}")
 
 
 if __name__ == "__main__":

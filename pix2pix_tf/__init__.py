@@ -29,6 +29,7 @@ _EXPORTS = {
     "receptive_field": "models",
     "import_tensorflow_quietly": "runtime",
     "load": "inference",
+    "shipped_model": "shipped",
 }
 
 __all__ = sorted(_EXPORTS)

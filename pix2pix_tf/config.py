@@ -234,6 +234,35 @@ class Config:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Connections:
+    """How many connections `pix2pix-tf serve` holds and how long each may take (serve/connections.py).
+
+    Attributes:
+        limit_concurrency: open connections at most (uvicorn's `limit_concurrency`);
+            the next is answered 503 and closed at once.
+        backlog: connections the kernel queues before the server accepts them
+            (uvicorn's `backlog`).
+        timeout_keep_alive: seconds an idle connection stays open, a new one that has
+            sent nothing included (uvicorn's `timeout_keep_alive`).
+        header_timeout: seconds for a request's line and headers to arrive, from the
+            connection or the previous response; then the connection is closed.
+        body_timeout: seconds for a request's whole body to arrive; then 408.
+    """
+
+    limit_concurrency: int = 64  # 64 clients each sending a 32 MB body already hold 2 GB
+    backlog: int = 256
+    timeout_keep_alive: float = 5.0  # uvicorn's default
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0  # a 32 MB body at 0.5 MB/s
+
+    def __post_init__(self):
+        _check_whole("limit_concurrency", self.limit_concurrency, 1)
+        _check_whole("backlog", self.backlog, 1)
+        for name in ("timeout_keep_alive", "header_timeout", "body_timeout"):
+            _check_range(name, getattr(self, name), 0, low_open=True)
+
+
 def write_json(path: str | Path, data) -> None:
     """Writes `data` as JSON; the file is replaced whole, never left half-written."""
     path = Path(path)

@@ -7,7 +7,6 @@ SavedModel and TFLite models, and says where everything went.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import keras
@@ -32,7 +31,7 @@ from pix2pix_tf.evaluate import evaluate
 from pix2pix_tf.export import export
 from pix2pix_tf.inference import load_generator
 from pix2pix_tf.models import generator_for
-from pix2pix_tf.train import TrainResult, resolve_config, train
+from pix2pix_tf.train import TrainResult, pacing, resolve_config, train
 
 # 64 px, a quarter-width generator (2.2 M parameters, so the exported SavedModel and
 # TFLite models ship in saved_models/ within 25 MB) and a half-width discriminator.
@@ -71,26 +70,28 @@ def run_demo(workdir: str | Path = "runs/demo", minutes: float = 5.0, seed: int 
     if not (data_dir / "test").is_dir():
         synthesize("facades", data_dir, count=DEMO_PAIRS, size=DEMO_CONFIG.data.image_size, seed=seed)
     base = DEMO_CONFIG.replace(train={"seed": seed})
-    config = resolve_config(run_dir, base, {})
+    # The schedule is the demo's own, also after a speed probe saved its config.json.
+    config = resolve_config(run_dir, base, {"train": {"decay_steps": base.train.decay_steps}})
     pairs = find_pairs(data_dir, "train", config.data)
 
     keras.utils.set_random_seed(seed)  # the same initial weights as the training run
     untrained = generator_for(config, seed=seed, precision="float32")
     step0 = evaluate(untrained, config, data_dir, "test", workdir / "eval_step0", title="demo at step 0")
 
-    deadline = time.monotonic() + minutes * 60
+    deadline = pacing.clock() + minutes * 60
     if steps is None and record.exists():
         steps = read_json(record, "the demo's record of its run length").get("steps")
     if steps is None:
         # No length fixed yet (a first run, or one stopped while calibrating): measure the
         # speed on a few steps from wherever the run is, then fill the budget.
+        # The probe's steps are the run's first: they train at the rate of the real schedule's
+        # constant phase (no decay), not on a schedule of their own that decays to zero.
         probe_steps = checkpoint_step(run_dir / CHECKPOINT_DIR) + CALIBRATION_STEPS
-        probe = _stop_if_interrupted(
-            train(config.replace(train={"steps": probe_steps}), data_dir, run_dir, pairs=pairs, deadline=deadline)
-        )
+        probe_config = config.replace(train={"steps": probe_steps, "decay_steps": 0, "decay_epochs": None})
+        probe = _stop_if_interrupted(train(probe_config, data_dir, run_dir, pairs=pairs, deadline=deadline))
         steps = probe.step
         if probe.seconds_per_step:
-            steps = probe_steps + max(0, int((deadline - time.monotonic()) / probe.seconds_per_step))
+            steps = probe_steps + max(0, int((deadline - pacing.clock()) / probe.seconds_per_step))
             print(f"{probe.seconds_per_step * 1000:.0f} ms per step: training {steps} steps in about {minutes:g} min")
         write_json(record, {"steps": steps, "minutes": minutes})
     result = _stop_if_interrupted(

@@ -17,12 +17,27 @@ class DataError(Pix2PixError):
 
 
 def is_disk_full(error: BaseException) -> bool:
-    """True for "no space left on device", whether Python or TensorFlow raised it."""
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return True
-    # TensorFlow's file writers report ENOSPC as an OpError (ResourceExhausted or Unknown)
-    # whose message carries the OS text.
-    return type(error).__module__.startswith("tensorflow") and "no space left on device" in str(error).lower()
+    """True for "no space left on device", whether Python or TensorFlow raised it (see `disk_full_cause`)."""
+    return disk_full_cause(error) is not None
+
+
+def disk_full_cause(error: BaseException) -> BaseException | None:
+    """The "no space left on device" error that `error` is or was raised from or while handling, if any.
+
+    A library that wraps the OS error, or a clean-up that fails after it, still
+    failed for want of space.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return error
+        # TensorFlow's file writers report ENOSPC as an OpError (ResourceExhausted or Unknown)
+        # whose message carries the OS text.
+        if type(error).__module__.startswith("tensorflow") and "no space left on device" in str(error).lower():
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def short_message(error: BaseException, limit: int = 300) -> str:

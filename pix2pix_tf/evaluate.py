@@ -51,7 +51,8 @@ def evaluate(
         data_dir: dataset directory.
         split: split to evaluate.
         out_dir: if given, writes metrics.json, index.html and images/ there.
-        stochastic: the paper's test mode (dropout on) instead of the deterministic one.
+        stochastic: the paper's test mode (dropout on, batch statistics) instead of the
+            deterministic one; each image is translated on its own, as `predict` does.
         title: heading of the results page.
 
     Returns:
@@ -75,7 +76,10 @@ def evaluate(
     with staged as stage:
         if stage:
             (stage / "images").mkdir()
-        for source, target, names in eval_dataset(pairs, config.data, batch_size=8):
+        # The stochastic mode normalises with the statistics of the batch it is given: one
+        # image at a time, as predict --stochastic and the paper's test mode run it, so
+        # an image's score does not depend on which images share its batch.
+        for source, target, names in eval_dataset(pairs, config.data, batch_size=1 if stochastic else 8):
             output = to_uint8(generate(generator, source, stochastic=stochastic)).numpy()
             source, target = to_uint8(source).numpy(), to_uint8(target).numpy()
             for i, name in enumerate(n.decode() for n in names.numpy()):

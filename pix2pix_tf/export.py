@@ -46,7 +46,7 @@ from pix2pix_tf.config import (
     write_json,
 )
 from pix2pix_tf.data.files import find_pairs
-from pix2pix_tf.data.pipeline import decode_image, eval_dataset, image_to_model, to_uint8, train_dataset
+from pix2pix_tf.data.pipeline import eval_dataset, image_to_model, to_uint8, train_dataset
 from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.inference import NATIVE_SIGNATURE, SAVED_MODEL_DIR, TFLiteRunner, check_threads, load_generator
 from pix2pix_tf.models import any_size, generate
@@ -112,7 +112,12 @@ class GeneratorModule(tf.Module):
 
     def _translate_bytes(self, image_bytes):
         def prepare(data):
-            image = decode_image(data, self.channels)
+            # In the graph, for TensorFlow Serving: TensorFlow's decoder (JPEG/PNG/BMP/GIF,
+            # no EXIF orientation). `pix2pix-tf serve` decodes by the package's rule instead.
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            image.set_shape([None, None, 3])
+            if self.channels == 1:
+                image = tf.image.rgb_to_grayscale(image)
             return image_to_model(image, self.size), tf.shape(image)[:2]
 
         images, sizes = tf.map_fn(

@@ -17,6 +17,7 @@ same size in one of two ways:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 from collections.abc import Callable
@@ -25,11 +26,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from PIL import ImageOps
 
 from pix2pix_tf.checkpoints import restore_newest_readable
 from pix2pix_tf.config import CHECKPOINT_DIR, CONFIG_FILE, Config, load_config
-from pix2pix_tf.data.images import IMAGE_EXTENSIONS, list_images
-from pix2pix_tf.data.pipeline import decode_image, image_to_model, to_uint8
+from pix2pix_tf.data.images import IMAGE_EXTENSIONS, list_images, read_image
+from pix2pix_tf.data.pipeline import image_to_model, to_uint8
 from pix2pix_tf.errors import Pix2PixError, short_message
 from pix2pix_tf.models import any_size, generate, generator_for, unet_depth
 from pix2pix_tf.outputs import write_file
@@ -186,29 +188,19 @@ def pad_to_multiple(image, multiple: int) -> np.ndarray:
     )
 
 
-def as_image_bytes(data: bytes, channels: int) -> np.ndarray:
-    """Encoded JPEG/PNG/BMP/GIF bytes -> uint8 (H, W, channels), decoded as training decodes files."""
-    try:
-        return decode_image(tf.constant(data), channels).numpy()
-    except tf.errors.OpError as e:
-        raise Pix2PixError(f"not a readable JPEG/PNG/BMP/GIF image ({short_message(e)})") from None
-
-
 def as_image(image, channels: int) -> tf.Tensor:
     """A file path, PIL image or array -> uint8 (H, W, channels), converted as training decodes files.
+
+    Files follow the package's one decoding rule (`data.images`: EXIF orientation
+    applied, first picture of a multi-picture file); a PIL image is turned upright too.
 
     Raises:
         Pix2PixError: an unreadable file or an array that is not an image.
     """
     if isinstance(image, str | Path):
-        try:
-            return tf.convert_to_tensor(as_image_bytes(Path(image).read_bytes(), channels))
-        except OSError as e:
-            raise Pix2PixError(f"{image}: cannot read the file ({short_message(e)})") from None
-        except Pix2PixError as e:
-            raise Pix2PixError(f"{image}: {e}") from None
-    if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
-        image = np.asarray(image.convert("RGB"))
+        image = read_image(image)
+    if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image: upright, as files are
+        image = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     array = np.asarray(image)
     if array.dtype != np.uint8:
         raise Pix2PixError(f"expected a uint8 image (values 0-255); got dtype {array.dtype}")
@@ -330,6 +322,24 @@ def input_files(path: str | Path) -> list[Path]:
     return [path]
 
 
+def output_names(files: list[Path]) -> list[str]:
+    """The PNG each input is translated to: `stem.png`, or `name.png` (a.jpg.png) where stems collide.
+
+    Names are compared ignoring case, as a case-insensitive disk would.
+
+    Raises:
+        Pix2PixError: two inputs would still be written to one file.
+    """
+    stems = collections.Counter(path.stem.lower() for path in files)
+    names = [f"{path.stem if stems[path.stem.lower()] == 1 else path.name}.png" for path in files]
+    first = {}
+    for path, name in zip(files, names, strict=True):
+        other = first.setdefault(name.lower(), path)
+        if other != path:
+            raise Pix2PixError(f"{other} and {path} would both be translated to {name}; rename one of them")
+    return names
+
+
 def predict(
     translator: Translator,
     inputs: str | Path,
@@ -338,6 +348,9 @@ def predict(
     native_size: bool = False,
 ) -> list[Path]:
     """Translates an image or a folder of images into `output_dir` as PNGs of the same size and stem.
+
+    Inputs sharing a stem (a.jpg, a.png) keep their whole name (a.jpg.png, a.png.png),
+    so that no translation replaces another.
 
     Args:
         translator: from `load`.
@@ -356,11 +369,12 @@ def predict(
     # replace the user's own PNGs.
     if output_dir.resolve() in {path.parent.resolve() for path in files}:
         raise Pix2PixError(f"{output_dir}: is the input folder; write the translations to another folder")
+    names = output_names(files)
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in files:
+    for path, name in zip(files, names, strict=True):
         result = translator(path, native_size=native_size, half=half)
-        target = output_dir / f"{path.stem}.png"
+        target = output_dir / name
         write_file(target, tf.io.encode_png(result).numpy(), f"the translation of {path}")
         written.append(target)
     print(f"wrote {len(written)} image(s) to {output_dir}")

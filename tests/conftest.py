@@ -1,3 +1,4 @@
+import io
 import os
 import subprocess
 import sys
@@ -67,3 +68,27 @@ class LiveServer:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def gif_frame_bomb(side: int, first=None) -> bytes:
+    """A GIF with a 64 x 64 screen and first frame whose second frame is side x side.
+
+    Pillow crops the frames it writes to the first one's size, so the large frame is
+    spliced in from a GIF of its own: the format allows any frame size (up to 65535).
+    """
+
+    def blocks(data: bytes) -> tuple[bytes, bytes]:
+        """(header with screen and colour table, the image blocks without the trailer)."""
+        table = 3 * 2 ** ((data[10] & 7) + 1) if data[10] & 0x80 else 0
+        start = 13 + table
+        return data[:start], data[start:-1]
+
+    def gif(image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, "GIF")
+        return buffer.getvalue()
+
+    first = first if first is not None else Image.new("RGB", (64, 64), (200, 30, 30))
+    head, frame = blocks(gif(first.convert("RGB").quantize(16)))
+    _, big = blocks(gif(Image.new("RGB", (side, side), (30, 30, 200)).quantize(2)))
+    return head + frame + big + b";"

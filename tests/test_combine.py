@@ -69,3 +69,16 @@ def test_a_rerun_replaces_its_own_output_whole(tmp_path):
     assert combine(tmp_path / "A", tmp_path / "B", tmp_path / "AB").written == 1
     assert sorted(p.name for p in (tmp_path / "AB").iterdir()) == [MARKER, "1.png"]  # 2.png is gone
     assert json.loads((tmp_path / "AB" / MARKER).read_text())["a"] == str((tmp_path / "A").resolve())
+
+
+def test_files_sharing_a_name_are_reported_and_a_bad_partner_is_named(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("q.jpg", "q.png", "r.png", "s.png"):
+        write_image(tmp_path / "A/train" / name, rng.integers(0, 256, (8, 8, 3)))
+    for name in ("q.png", "s.png"):
+        write_image(tmp_path / "B/train" / name, rng.integers(0, 256, (8, 8, 3)))
+    (tmp_path / "B/train/r.png").write_bytes(b"not an image")
+    report = combine(tmp_path / "A", tmp_path / "B", tmp_path / "out")
+    assert report.same_name == ["train/q.jpg and train/q.png"]  # neither is picked silently
+    assert report.unreadable == ["train/r.png (in B)"]  # the file at fault, not its partner
+    assert report.written == 1 and "1 sharing a name, left out (train/q.jpg and train/q.png)" in report.summary()

@@ -49,12 +49,22 @@ def _checkpoint(workdir: Path) -> dict[str, np.ndarray]:
     return {k: reader.get_tensor(k) for k in names}
 
 
+# Adam's first steps move a parameter by about the learning rate whatever its gradient's
+# size, so a parameter whose gradient is nearly zero ends up a few lr from its start with
+# a value set by float rounding (a beta behind instance norm: 6e-4 after 3 steps, differing
+# by 1e-7 between reduction orders). In the parameters (not Adam's moments, which are
+# judged as before), differences below a thousandth of one step are rounding.
+_ROUNDING = 2e-4 / 1000  # the default learning rate / 1000
+
+
 def _worst_relative_difference(a: dict, b: dict) -> float:
     assert a.keys() == b.keys()
     worst = 0.0
     for key in a:
         x, y = np.asarray(a[key], np.float64), np.asarray(b[key], np.float64)
-        worst = max(worst, float(np.max(np.abs(x - y)) / max(float(np.max(np.abs(x))), 1e-12)))
+        rounding = _ROUNDING if "_trainable_variables" in key else 0.0
+        beyond_rounding = max(float(np.max(np.abs(x - y))) - rounding, 0.0)
+        worst = max(worst, beyond_rounding / max(float(np.max(np.abs(x))), 1e-12))
     return worst
 
 

@@ -41,6 +41,35 @@ def test_evaluate_writes_its_page_whole_and_only_over_its_own(tmp_path):
     assert sorted(p.name for p in (tmp_path / "ev/images").iterdir()) == ["1_input.png", "1_output.png", "1_target.png"]
 
 
+def test_stochastic_scores_each_image_on_its_own(tmp_path):
+    from conftest import write_image
+
+    from pix2pix_tf.config import Config
+    from pix2pix_tf.evaluate import evaluate
+    from pix2pix_tf.models import build_generator, generate
+
+    # Dropout 0 leaves batch statistics as the stochastic mode's only difference from
+    # the deterministic one: an image's output then depends on its batch, and nothing else.
+    config = Config().replace(data={"image_size": 32}, model={"ngf": 8, "dropout": 0.0})
+    g = build_generator(32, ngf=8, dropout=0.0, seed=0)
+    rng = np.random.default_rng(0)
+    pairs = {name: rng.integers(0, 256, (32, 64, 3), dtype=np.uint8) for name in ("same", "x", "y")}
+    for data, neighbour in (("dx", "x"), ("dy", "y")):
+        write_image(tmp_path / data / "test/same.png", pairs["same"])
+        write_image(tmp_path / data / f"test/{neighbour}.png", pairs[neighbour])
+    scores = {
+        data: {r["name"]: r for r in evaluate(g, config, tmp_path / data, "test", stochastic=True)["images"]}
+        for data in ("dx", "dy")
+    }
+    assert scores["dx"]["same"] == scores["dy"]["same"]
+    # ... and it is the image's translation alone, as predict --stochastic makes it.
+    source, target = (
+        pairs["same"][:, half].astype(np.float32)[None] / 127.5 - 1 for half in (slice(32), slice(32, 64))
+    )
+    alone = to_uint8(generate(g, source, stochastic=True)).numpy()[0]
+    assert scores["dx"]["same"] == {"name": "same", **image_metrics(alone, to_uint8(target).numpy()[0])}
+
+
 def test_cli_end_to_end_at_32_px(tmp_path, capsys):
     data, work = str(tmp_path / "data"), str(tmp_path / "work")
     assert main(["data", "synth", "facades", "--out", data, "--count", "10", "--size", "32"]) == 0

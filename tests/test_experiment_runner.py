@@ -184,6 +184,51 @@ def test_table3_claims_use_the_l1_reference_row():
     assert verdicts == {"70x70 is the sweet spot": False, "1x1 is colourful but not sharp": False}
 
 
+def _published_with_diverged(*names):
+    """docs/experiments_results.json with every seed of `names` (Table 1 rows) diverged."""
+    from pathlib import Path
+
+    results = json.loads((Path(__file__).parents[1] / "docs/experiments_results.json").read_text())
+    rows = results["tables"]["objective"]
+    for name in names:
+        row = rows[name]
+        row.update(n=0, diverged=row["n"], mean=dict.fromkeys(row["mean"], float("nan")))
+    return results
+
+
+def test_a_diverged_row_goes_last_and_the_claims_are_decided_on_the_finished_ones():
+    published = _published_with_diverged()
+    results = _published_with_diverged("L1+GAN")
+    before = {c["claim"]: c for c in report.claims(published["tables"], published["references"])}
+    after = {c["claim"]: c for c in report.claims(results["tables"], results["references"])}
+    best = after["L1+cGAN scores best"]
+    # Among the finished rows L1+cGAN (0.698) is ahead of cGAN (0.633); L1+GAN is named, not ranked.
+    assert best["held"] is True
+    assert best["evidence"] == "best L1+cGAN; class IoU L1+cGAN 0.698 vs cGAN 0.633; not ranked: L1+GAN (diverged)"
+    assert {k: c for k, c in after.items() if k != "L1+cGAN scores best"} == {
+        k: c for k, c in before.items() if k != "L1+cGAN scores best"
+    }
+    results["claims"] = list(after.values())
+    assert "- **L1+cGAN scores best**: held. best L1+cGAN;" in report._markdown(results)
+    # NaN sort keys compare false both ways: the published best row, diverged, broke the order.
+    rows = results["tables"]["objective"]
+    assert report.ranked(rows, "class_iou") == ["L1+cGAN", "cGAN", "L1", "GAN", "L1+GAN"]
+    moved_first = {"L1+GAN": rows["L1+GAN"], **{k: v for k, v in rows.items() if k != "L1+GAN"}}
+    assert report.ranked(moved_first, "class_iou") == ["L1+cGAN", "cGAN", "L1", "GAN", "L1+GAN"]
+
+
+def test_a_claim_about_a_diverged_row_is_not_checked():
+    results = _published_with_diverged("L1", "L1+cGAN")
+    claims = report.claims(results["tables"], results["references"])
+    verdicts = {c["claim"]: (c["held"], c["evidence"]) for c in claims}
+    assert verdicts["L1 alone is blurry"] == (None, "L1, L1+cGAN diverged (no scores)")
+    assert verdicts["cGAN alone is sharp but artefact-prone"] == (None, "L1, L1+cGAN diverged (no scores)")
+    assert verdicts["L1+cGAN scores best"] == (None, "L1+cGAN diverged (no scores)")
+    assert verdicts["an unconditional D ignores the input"][0] is True  # GAN and cGAN finished
+    results["claims"] = claims
+    assert "- **L1 alone is blurry**: not checked. L1, L1+cGAN diverged (no scores). Rule:" in report._markdown(results)
+
+
 def test_a_later_table_joins_the_report_of_the_earlier_ones(quick):
     runner.run_experiment("generator", quick, quick=True, seeds=2)
     results = json.loads((quick / "results.json").read_text())

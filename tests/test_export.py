@@ -22,6 +22,7 @@ from pix2pix_tf.evaluate import to_uint8
 from pix2pix_tf.export import AGREEMENT_GATES, MARKER, export, psnr
 from pix2pix_tf.inference import TFLiteRunner, Translator, load, load_generator
 from pix2pix_tf.models import generate
+from pix2pix_tf.shipped import shipped_model
 from pix2pix_tf.train import train
 
 # Ten times the paper's learning rate: in 60 steps the outputs get structure (a test
@@ -437,7 +438,7 @@ def test_a_damaged_run_record_is_one_clear_error(trained, tmp_path):
     assert not (tmp_path / "exp").exists()
 
 
-SHIPPED = Path(__file__).resolve().parents[1] / "saved_models" / "facades_demo"
+SHIPPED = shipped_model()
 
 
 def test_shipped_demo_model_works_before_anyone_trains(tmp_path):

@@ -47,7 +47,7 @@ def test_every_format_decodes(tmp_path, fmt):
 def test_corrupt_file_is_named(tmp_path):
     _good(tmp_path / "train/ok.png")
     (tmp_path / "train/broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    with pytest.raises(DataError, match=r"broken\.jpg: not a readable JPEG/PNG/BMP/GIF image"):
+    with pytest.raises(DataError, match=r"broken\.jpg: not a readable image"):
         find_pairs(tmp_path, "train", CFG)
 
 

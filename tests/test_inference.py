@@ -60,6 +60,30 @@ def test_predict_never_writes_over_its_inputs_or_a_file(tmp_path):
     assert (tmp_path / "out.png").read_bytes() == b"mine"
 
 
+def test_inputs_sharing_a_stem_get_outputs_of_their_own(tmp_path):
+    write_image(tmp_path / "in/a.jpg", np.full((8, 8, 3), 10))
+    write_image(tmp_path / "in/a.png", np.full((8, 8, 3), 240))
+    write_image(tmp_path / "in/b.png", np.full((8, 8, 3), 128))
+    written = predict(_fake(lambda x: x), tmp_path / "in", tmp_path / "out")
+    assert [p.name for p in written] == ["a.jpg.png", "a.png.png", "b.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg.png", "a.png.png", "b.png"]
+    # Each is its own input's translation (here the identity): neither replaced the other.
+    for name, value in (("a.jpg.png", 10), ("a.png.png", 240)):
+        assert abs(int(tf.io.decode_png((tmp_path / "out" / name).read_bytes()).numpy().mean()) - value) <= 2
+
+
+def test_inputs_that_would_still_share_an_output_are_refused_before_writing(tmp_path):
+    for name in ("a.jpg", "a.png", "a.jpg.png"):
+        write_image(tmp_path / "in" / name, np.full((8, 8, 3), 7))
+    with pytest.raises(Pix2PixError) as e:
+        predict(_fake(lambda x: x), tmp_path / "in", tmp_path / "out")
+    assert str(e.value) == (
+        f"{tmp_path / 'in/a.jpg'} and {tmp_path / 'in/a.jpg.png'} would both be translated to a.jpg.png; "
+        "rename one of them"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_full_disk_while_predicting_names_the_file_and_leaves_no_partial_png(tmp_path, monkeypatch):
     import errno
 

@@ -118,11 +118,16 @@ def test_norm_options(norm):
 
 
 def test_bottleneck_survives_batch_size_one():
-    # With batch norm on a 1x1 map and batch 1, the normalised value is exactly 0.
-    # Without a norm there, the bottleneck still carries the input.
+    # With batch norm on a 1x1 map and batch 1, the normalised value is exactly 0 (the
+    # value is its own batch mean): the decoder would get beta whatever the input.
+    # Without a norm there, what it gets still carries the input. Read where the decoder
+    # takes it, after any norm and the ReLU: (1, 1, 1, 8 ngf).
     g = build_generator(32, ngf=8)
-    bottleneck = tf.keras.Model(g.input, g.get_layer("down5_conv").output)
-    assert float(tf.reduce_max(tf.abs(bottleneck(tf.random.uniform((1, 32, 32, 3)), training=True)))) > 0
+    bottleneck = tf.keras.Model(g.input, g.get_layer("up5_relu").output)
+    a, b = (bottleneck(tf.random.uniform((1, 32, 32, 3), seed=s), training=True) for s in (1, 2))
+    assert a.shape == (1, 1, 1, 64)
+    assert float(tf.reduce_max(tf.abs(a))) > 0
+    assert float(tf.reduce_max(tf.abs(a - b))) > 0
 
 
 def test_dropout_in_the_three_innermost_decoder_blocks_only():

@@ -7,7 +7,7 @@ from conftest import write_image
 
 from pix2pix_tf.config import DataConfig
 from pix2pix_tf.data.files import find_pairs
-from pix2pix_tf.data.pipeline import decode_image, eval_dataset, train_dataset
+from pix2pix_tf.data.pipeline import eval_dataset, load_image, train_dataset
 
 TOL = 1.01 / 127.5  # one 8-bit level after rounding
 
@@ -161,7 +161,7 @@ def test_gif_first_frame(tmp_path):
 
     frames = [Image.new("RGB", (64, 32), (v, v, v)) for v in (255, 0)]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
-    image = decode_image(tf.io.read_file(str(tmp_path / "anim.gif")), 3)
+    image = load_image(tf.constant(str(tmp_path / "anim.gif")), 3)
     assert image.shape == (32, 64, 3) and int(image[0, 0, 0]) == 255
 
 

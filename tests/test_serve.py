@@ -8,21 +8,31 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
+import time
 import zlib
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from conftest import LiveServer
+from conftest import LiveServer, gif_frame_bomb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from pix2pix_tf.data.images import decode
 from pix2pix_tf.inference import load
-from pix2pix_tf.serve import SHIPPED_MODEL, Limits, create_app, load_served_model
+from pix2pix_tf.serve import Limits, create_app, load_served_model
 from pix2pix_tf.serve.batching import Batcher
+from pix2pix_tf.shipped import shipped_model
 
 URL = "/v1/models/pix2pix"
+# /translate refuses the types a cross-site form can send (and none at all): raw bytes say what they are,
+# and a multipart form carries a header such a form cannot set (tests/test_serve_hostile.py).
+PNG = {"content-type": "image/png"}
+SCRIPT = {"x-requested-with": "test"}
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +43,7 @@ def served():
 def _request(app, method, url, **kwargs):
     async def go():
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             return await client.request(method, url, **kwargs)
 
     return asyncio.run(go())
@@ -52,7 +62,7 @@ def _png(array) -> bytes:
 
 
 def _label_map():
-    return np.asarray(Image.open(SHIPPED_MODEL.parents[1] / "pix2pix_tf/serve/static/examples/facade_1.png"))
+    return np.asarray(Image.open(REPO / "pix2pix_tf/serve/static/examples/facade_1.png"))
 
 
 def _b64(data: bytes) -> str:
@@ -76,7 +86,7 @@ def test_status_versions_and_metadata(call):
 
 def test_predict_matches_the_model_in_every_format(call):
     labels = _label_map()
-    reference = load(SHIPPED_MODEL / "saved_model")(labels)  # uint8 at the input size
+    reference = load(shipped_model() / "saved_model")(labels)  # uint8 at the input size
     x = (labels / 127.5 - 1.0)[None].tolist()
     rows = call("POST", f"{URL}:predict", json={"instances": x}).json()["predictions"]
     columns = call("POST", f"{URL}/versions/1:predict", json={"inputs": {"input_image": x}}).json()["outputs"]
@@ -103,17 +113,19 @@ def test_inputs_that_overflow_the_model_get_tf_servings_nan_tokens_not_a_500(cal
 
 def test_upload_endpoint(call):
     labels = _label_map()
-    reference = load(SHIPPED_MODEL / "saved_model")(labels)
+    reference = load(shipped_model() / "saved_model")(labels)
     raw = call("POST", "/translate", content=_png(labels), headers={"content-type": "image/png"})
     assert raw.status_code == 200 and raw.headers["content-type"] == "image/png"
     assert np.abs(np.asarray(Image.open(io.BytesIO(raw.content))).astype(int) - reference).max() <= 1
     big = np.asarray(Image.fromarray(labels).resize((150, 90)))
-    form = call("POST", "/translate?native_size=true", files={"file": ("big.png", _png(big), "image/png")})
+    form = call(
+        "POST", "/translate?native_size=true", files={"file": ("big.png", _png(big), "image/png")}, headers=SCRIPT
+    )
     out = np.asarray(Image.open(io.BytesIO(form.content)))
     assert form.status_code == 200 and out.shape == (90, 150, 3)
-    expected = load(SHIPPED_MODEL / "saved_model")(big, native_size=True)  # padded to 128 x 192, cropped back
+    expected = load(shipped_model() / "saved_model")(big, native_size=True)  # padded to 128 x 192, cropped back
     assert np.abs(out.astype(int) - expected).max() <= 1
-    assert np.abs(out.astype(int) - load(SHIPPED_MODEL / "saved_model")(big)).mean() > 3  # not the model-size path
+    assert np.abs(out.astype(int) - load(shipped_model() / "saved_model")(big)).mean() > 3  # not the model-size path
 
 
 def _truncated_png():
@@ -160,7 +172,7 @@ BAD_PREDICTS = [
     (
         json.dumps({"signature_name": "translate_bytes", "instances": [{"b64": _b64(_truncated_png())}]}).encode(),
         400,
-        "broken or truncated image",
+        "broken or truncated",
     ),
     (
         json.dumps({"signature_name": "translate_bytes", "instances": [{"b64": _b64(_huge_png_header())}]}).encode(),
@@ -201,7 +213,7 @@ def test_wrong_paths_methods_models_and_versions(call):
 def test_requests_that_would_hold_too_many_pixels(served):
     app = create_app(served, limits=Limits(max_pixels=200_000, max_request_pixels=300_000))
     thin = _png(np.zeros((1, 150_000, 3)))  # 150,000 pixels sent, but 64 x 150,016 once padded
-    reply = _request(app, "POST", "/translate?native_size=true", content=thin)
+    reply = _request(app, "POST", "/translate?native_size=true", content=thin, headers=PNG)
     assert reply.status_code == 413 and "padded to multiples of 64" in reply.json()["error"]
     four = {"b64": _b64(_png(np.zeros((300, 300, 3))))}  # 90,000 each, 360,000 together
     body = {"signature_name": "translate_bytes", "instances": [four] * 4}
@@ -215,20 +227,18 @@ def test_a_model_without_a_signature_a_route_needs(served):
     older = dataclasses.replace(
         served, signatures={k: v for k, v in served.signatures.items() if k != "serving_any_size"}
     )
-    reply = _request(create_app(older), "POST", "/translate?native_size=true", content=_png(_label_map()))
+    reply = _request(create_app(older), "POST", "/translate?native_size=true", content=_png(_label_map()), headers=PNG)
     assert reply.status_code == 400 and "no serving_any_size signature" in reply.json()["error"]
 
 
 def test_one_bad_image_in_a_batch_fails_only_its_own_request(served):
-    # A 1-bit BMP passes PIL's check but TensorFlow's decoder refuses it, inside the batch.
-    buffer = io.BytesIO()
-    Image.fromarray(np.zeros((64, 64), np.uint8)).convert("1").save(buffer, "BMP")
-    bad, good = buffer.getvalue(), _png(_label_map())
+    # A truncated PNG passes the header check and fails to decode inside the batch.
+    bad, good = _truncated_png(), _png(_label_map())
     app = create_app(served, max_batch=8, batch_timeout_ms=300)
 
     async def go():
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             bodies = [bad if i == 2 else good for i in range(6)]
             return await asyncio.gather(
                 *(
@@ -241,19 +251,19 @@ def test_one_bad_image_in_a_batch_fails_only_its_own_request(served):
 
     replies = asyncio.run(go())
     assert [r.status_code for r in replies] == [200, 200, 400, 200, 200, 200]
-    assert "the model could not read the input" in replies[2].json()["error"]
+    assert "image_bytes[0]: not a readable image (broken or truncated" in replies[2].json()["error"]
 
 
 def test_bad_uploads(call):
-    assert call("POST", "/translate", content=b"").status_code == 400
-    assert "not an image" in call("POST", "/translate", content=b"text, not pixels").json()["error"]
-    assert call("POST", "/translate", content=_truncated_png()).status_code == 400
-    assert call("POST", "/translate", content=_huge_png_header()).status_code == 413
-    reply = call("POST", "/translate", files={"other": ("x.png", _png(_label_map()), "image/png")})
+    assert call("POST", "/translate", content=b"", headers=PNG).status_code == 400
+    assert "not an image" in call("POST", "/translate", content=b"text, not pixels", headers=PNG).json()["error"]
+    assert call("POST", "/translate", content=_truncated_png(), headers=PNG).status_code == 400
+    assert call("POST", "/translate", content=_huge_png_header(), headers=PNG).status_code == 413
+    reply = call("POST", "/translate", files={"other": ("x.png", _png(_label_map()), "image/png")}, headers=SCRIPT)
     assert reply.status_code == 400 and 'without a "file" field' in reply.json()["error"]
     assert call("GET", "/translate").status_code == 405
     for content_type in ("multipart/form-data", "Multipart/Form-Data; boundary=xyz"):
-        reply = call("POST", "/translate", content=b"junk", headers={"content-type": content_type})
+        reply = call("POST", "/translate", content=b"junk", headers={"content-type": content_type, **SCRIPT})
         assert reply.status_code == 400 and "bad multipart upload" in reply.json()["error"]
 
 
@@ -287,7 +297,7 @@ BODIES = st.one_of(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=BODIES, path=st.sampled_from([f"{URL}:predict", "/translate", f"{URL}/versions/1:predict"]))
 def test_fuzzed_requests_never_get_a_5xx(call, body, path):
-    reply = call("POST", path, content=body)
+    reply = call("POST", path, content=body, headers=PNG)
     assert reply.status_code < 500, (reply.status_code, reply.text[:300])
     if reply.status_code >= 400:
         assert isinstance(reply.json()["error"], str)
@@ -335,7 +345,7 @@ def test_serves_a_training_work_dir(tmp_path):
 
 def test_the_readme_commands_against_a_real_server(tmp_path):
     # The README's serving block, run as written (port changed), against `pix2pix-tf serve`.
-    readme = (SHIPPED_MODEL.parents[1] / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     block = readme.split("<!-- serving example -->")[1].split("```bash")[1].split("```")[0]
     commands = [line for line in block.strip().splitlines() if line.startswith("curl")]
     assert len(commands) == 3
@@ -371,7 +381,10 @@ def test_binding_beyond_loopback_warns(monkeypatch, capsys):
     ran = []
     monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: ran.append(kwargs))
     serve_mod.serve(None, host="0.0.0.0", port=1)
-    assert ran == [{"host": "0.0.0.0", "port": 1, "log_level": "warning"}]
+    # uvicorn also gets the connection settings (tests/test_serve_hostile.py); these three as before.
+    assert [{k: r[k] for k in ("host", "port", "log_level")} for r in ran] == [
+        {"host": "0.0.0.0", "port": 1, "log_level": "warning"}
+    ]
     assert "warning: binding 0.0.0.0: the model is reachable from other machines" in capsys.readouterr().err
     serve_mod.serve(None, host="127.0.0.1", port=1)
     assert "warning" not in capsys.readouterr().err
@@ -379,7 +392,7 @@ def test_binding_beyond_loopback_warns(monkeypatch, capsys):
 
 def test_load_benchmark_runs_bounded_and_reports_no_errors(tmp_path):
     # The script behind the README's throughput figures, at a small size.
-    script = SHIPPED_MODEL.parents[1] / "benchmarks/serve_load.py"
+    script = REPO / "benchmarks/serve_load.py"
     argv = [sys.executable, str(script), "--clients", "4", "--requests", "12", "--repeats", "2"]
     argv += ["--out", str(tmp_path / "r.json")]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=600)
@@ -390,3 +403,93 @@ def test_load_benchmark_runs_bounded_and_reports_no_errors(tmp_path):
         assert row["requests"] == 24 and row["errors"] == 0
         assert row["p99_ms"]["median"] >= row["p50_ms"]["median"] > 0
         assert row["requests_per_s"]["min"] <= row["requests_per_s"]["median"] <= row["requests_per_s"]["max"]
+
+
+class _Recorder:
+    """Wraps a signature's function: records each call's batch size and how many ran at once."""
+
+    def __init__(self, function, seconds: float):
+        self.function, self.seconds = function, seconds
+        self.batches, self.active, self.most_at_once = [], 0, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, **tensors):
+        with self.lock:
+            self.active += 1
+            self.most_at_once = max(self.most_at_once, self.active)
+            self.batches.append(len(next(iter(tensors.values()))))
+        try:
+            time.sleep(self.seconds)
+            return self.function(**tensors)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def _with_recorder(served, signature: str, seconds: float):
+    import dataclasses
+
+    recorder = _Recorder(served.signatures[signature].function, seconds)
+    signatures = dict(served.signatures)
+    signatures[signature] = dataclasses.replace(signatures[signature], function=recorder)
+    return dataclasses.replace(served, signatures=signatures), recorder
+
+
+def _concurrently(app, requests):
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=120) as client:
+            return await asyncio.gather(*(client.request(*r[:2], **r[2]) for r in requests))
+
+    return asyncio.run(go())
+
+
+def test_native_size_predict_takes_the_same_one_at_a_time_guard_and_is_never_batched(served):
+    recorded, recorder = _with_recorder(served, "serving_any_size", seconds=0.2)
+    app = create_app(recorded, max_batch=8, batch_timeout_ms=300)
+    image = (np.random.default_rng(0).random((1, 64, 128, 3)) * 2 - 1).round(3).tolist()
+    predict = ("POST", f"{URL}:predict", {"json": {"signature_name": "serving_any_size", "instances": image}})
+    upload = ("POST", "/translate?native_size=true", {"content": _png(_label_map()), "headers": PNG})
+    replies = _concurrently(app, [predict, upload, predict, upload])
+    assert [r.status_code for r in replies] == [200] * 4, [r.text for r in replies]
+    assert recorder.batches == [1, 1, 1, 1] and recorder.most_at_once == 1
+
+
+def test_native_requests_beyond_the_queue_get_503_without_being_decoded(served, monkeypatch):
+    import pix2pix_tf.serve.app as app_module
+
+    decoded = []
+    monkeypatch.setattr(app_module, "decode", lambda *a, **k: decoded.append(1) or decode(*a, **k))
+    recorded, recorder = _with_recorder(served, "serving_any_size", seconds=0.5)
+    app = create_app(recorded, limits=Limits(max_native_queue=2))
+    upload = ("POST", "/translate?native_size=true", {"content": _png(_label_map()), "headers": PNG})
+    replies = _concurrently(app, [upload] * 6)
+    codes = sorted(r.status_code for r in replies)
+    assert codes == [200, 200, 200, 503, 503, 503], [r.text for r in replies]  # one running, two waiting
+    assert len(recorder.batches) == 3 and len(decoded) == 3  # the refused were never decoded
+    busy = next(r for r in replies if r.status_code == 503).json()["error"]
+    assert busy.startswith("the server is busy: 2 native-size requests are waiting already")
+
+
+def test_a_gif_frame_bomb_is_translated_at_its_first_frames_size_on_every_route(served):
+    # A 64 x 64 screen and a second frame of 4096 x 4096: TensorFlow's decoder sized the whole
+    # GIF by its largest frame, which slipped past the header's pixel cap.
+    bomb = gif_frame_bomb(4096, first=Image.fromarray(_label_map()))
+    assert len(bomb) < 200_000
+    recorded, recorder = _with_recorder(served, "serving_any_size", seconds=0)
+    app = create_app(recorded, limits=Limits(max_pixels=128 * 128, max_request_pixels=128 * 128))
+    body = {"signature_name": "translate_bytes", "instances": [{"b64": _b64(bomb)}] * 4}
+    replies = _concurrently(
+        app,
+        [
+            ("POST", "/translate", {"content": bomb, "headers": {"content-type": "image/gif"}}),
+            ("POST", "/translate?native_size=true", {"content": bomb, "headers": {"content-type": "image/gif"}}),
+            ("POST", f"{URL}:predict", {"json": body}),
+        ],
+    )
+    assert [r.status_code for r in replies] == [200, 200, 200], [r.text for r in replies]
+    outputs = [replies[0].content, replies[1].content] + [
+        base64.b64decode(p["b64"]) for p in replies[2].json()["predictions"]
+    ]
+    assert [Image.open(io.BytesIO(png)).size for png in outputs] == [(64, 64)] * 6
+    assert recorder.batches == [1]  # the native run: on the first frame only

@@ -2,14 +2,13 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 from conftest import LiveServer
 
-from pix2pix_tf.serve import SHIPPED_MODEL
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-EXAMPLE = SHIPPED_MODEL.parents[1] / "pix2pix_tf/serve/static/examples/facade_2.png"
+EXAMPLE = Path(__file__).resolve().parents[1] / "pix2pix_tf/serve/static/examples/facade_2.png"
 
 # Reads an <img> back through a canvas: its size and the standard deviation of its pixels.
 IMAGE_STATS = """img => {
@@ -55,7 +54,8 @@ def _open(browser, url):
 
 def _translate(page):
     page.click("#translate")
-    page.wait_for_function("document.getElementById('output').naturalWidth > 0", timeout=30_000)
+    # Functions, not expressions: the page's Content-Security-Policy forbids eval, which expressions use.
+    page.wait_for_function("() => document.getElementById('output').naturalWidth > 0", timeout=30_000)
     return page.eval_on_selector("#output", IMAGE_STATS)
 
 
@@ -103,7 +103,31 @@ def test_upload_a_file_and_translate(browser, server):
     page.click("#clear")
     blank = page.evaluate("() => document.getElementById('canvas').toDataURL()")
     page.set_input_files("#file", str(EXAMPLE))
-    page.wait_for_function(f"document.getElementById('canvas').toDataURL() !== {blank!r}")
+    page.wait_for_function(f"() => document.getElementById('canvas').toDataURL() !== {blank!r}")
+    stats = _translate(page)
+    assert (stats["width"], stats["height"]) == (64, 64) and stats["std"] > 10
+    page.close()
+
+
+def test_a_phone_photo_is_drawn_and_translated_upright(browser, server, tmp_path):
+    from test_images import oriented_jpeg
+
+    photo = tmp_path / "phone.jpg"
+    photo.write_bytes(oriented_jpeg(6, "MPO"))  # stored sideways with EXIF orientation 6, a second picture along
+    page, _ = _open(browser, server.url)
+    page.click("#clear")
+    blank = page.evaluate("() => document.getElementById('canvas').toDataURL()")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_function(f"() => document.getElementById('canvas').toDataURL() !== {blank!r}")
+    corners = page.evaluate(
+        """() => {
+          const c = document.getElementById("canvas"), g = c.getContext("2d");
+          const at = (x, y) => Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3));
+          return [at(1, 1), at(c.width - 2, c.height - 2)];
+        }"""
+    )
+    # Upright: red at the top left, green at the bottom right (sideways, both corners would be blue).
+    assert corners[0][0] > 180 and corners[0][2] < 80 and corners[1][1] > 150 and corners[1][0] < 80, corners
     stats = _translate(page)
     assert (stats["width"], stats["height"]) == (64, 64) and stats["std"] > 10
     page.close()
@@ -114,7 +138,7 @@ def test_api_errors_appear_on_the_page_in_words(browser):
     try:
         page, _ = _open(browser, small.url)
         page.click("#translate")
-        page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=30_000)
+        page.wait_for_function("() => document.getElementById('error').textContent.length > 0", timeout=30_000)
         assert "the server said (413)" in page.text_content("#error")
         assert "over the limit" in page.text_content("#error") or "limit is 1000" in page.text_content("#error")
         page.close()

@@ -4,16 +4,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import FakeClock
 
 from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
 from pix2pix_tf.data.synthetic import synthesize
 from pix2pix_tf.errors import Pix2PixError
-from pix2pix_tf.train import LinearDecay, NonFiniteLossError, Pix2Pix, Schedule, resolve_config, train
+from pix2pix_tf.train import LinearDecay, NonFiniteLossError, Pix2Pix, Schedule, pacing, resolve_config, train
 from pix2pix_tf.train import loop as loop_mod
 from pix2pix_tf.train import schedule as schedule_mod
 from pix2pix_tf.train import state as state_mod
@@ -100,6 +100,17 @@ def test_overfitting_one_batch_cuts_l1_five_fold(facades):
     assert l1[-1] < l1[0] / 5, f"L1 went from {l1[0]:.3f} to {l1[-1]:.3f} in {len(l1)} steps"
 
 
+def test_the_logged_learning_rate_is_the_one_the_step_used():
+    # Decaying from step 0 over 4 steps: step k (from 1) runs at lr * (5 - k) / 4. The
+    # rate read after the update is the next step's (0 after the last one).
+    schedule = Schedule(total_steps=4, decay_steps=4, images_per_epoch=10, batch_size=2)
+    lr = TINY.train.learning_rate
+    for run_eagerly in (True, False):
+        model = Pix2Pix(TINY, schedule, run_eagerly=run_eagerly)
+        used = [float(model.train_step(*_batch())["learning_rate"]) for _ in range(4)]
+        assert used == pytest.approx([lr, 0.75 * lr, 0.5 * lr, 0.25 * lr])
+
+
 def test_linear_decay_schedule():
     lr = LinearDecay(2e-4, total_steps=10, decay_steps=4)
     values = [float(lr(s)) for s in range(11)]
@@ -152,7 +163,8 @@ def test_resume_gives_the_same_weights_as_a_straight_run(facades, tmp_path, monk
     second = train(config, facades, tmp_path / "resumed")
     assert (second.start_step, second.step) == (3, 6)
     assert second.losses["learning_rate"] == pytest.approx(straight.losses["learning_rate"])
-    assert second.losses["learning_rate"] == pytest.approx(0.0, abs=1e-12)  # schedule reached its end
+    # The last step's rate: 1 of the 6 decay steps left (the rate after it, 0, is no step's).
+    assert second.losses["learning_rate"] == pytest.approx(TINY.train.learning_rate / 6)
     a = tf.train.load_checkpoint(str(tmp_path / "straight/checkpoints/ckpt-6"))
     b = tf.train.load_checkpoint(str(tmp_path / "resumed/checkpoints/ckpt-6"))
     names = [n for n, _ in tf.train.list_variables(str(tmp_path / "straight/checkpoints/ckpt-6"))]
@@ -278,12 +290,15 @@ def test_no_readable_checkpoint_is_one_clear_error(facades, tmp_path):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 10 MB tmpfs (needs root, as in CI); skipped where mounting is not allowed."""
+    """A 10 MB tmpfs (needs root); skipped where mounting is not allowed, except in CI, which runs as root."""
     mount = tmp_path / "disk"
     mount.mkdir()
     result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=10m", "tmpfs", str(mount)], capture_output=True)
     if result.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+        why = f"cannot mount a tmpfs here: {result.stderr.decode().strip()}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}; CI runs the tests as root so that the full-disk test runs")
+        pytest.skip(why)
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
@@ -404,15 +419,52 @@ def test_several_steps_per_call_train_exactly_as_one_per_call(facades, tmp_path,
 
 def test_calls_are_sized_to_the_machine_and_stop_at_every_event(facades, tmp_path, monkeypatch):
     sizes = _record_calls(monkeypatch)
+    FakeClock(per_step=0.01).install(monkeypatch)
     config = TINY.replace(
         train={"steps": 40, "log_every": 100, "sample_every": 100, "checkpoint_every": 15, "keep_checkpoints": 5}
     )
     result = train(config, facades, tmp_path)
     assert result.step == 40 and sum(sizes) == 40
     assert sizes[:2] == [1, 1]  # traced, then timed
-    assert max(sizes) > 1  # 32 px steps take milliseconds: calls grow toward ~0.2 s
+    # 10 ms steps: calls of 0.2 s / 10 ms = 20 steps, cut at the checkpoints (15, 30) and the end.
+    assert sizes == [1, 1, 13, 15, 10]
     checkpoints = sorted(int(p.stem.split("-")[1]) for p in (tmp_path / "checkpoints").glob("ckpt-*.index"))
     assert checkpoints == [15, 30, 40]
+
+
+def test_pacer_sizes_each_call_from_the_last_and_times_steps_without_writing():
+    now = [0.0]
+    pacer = pacing.Pacer(clock=lambda: now[0])
+    assert pacer.seconds_per_step(0) is None
+
+    def call(n, seconds, step):
+        pacer.call_started()
+        now[0] += seconds
+        pacer.call_done(n, step)
+
+    call(1, 30.0, 1)  # the first call traces: it sizes nothing and is not timed
+    assert pacer.per_call == 1 and pacer.seconds_per_step(1) is None
+    call(1, 0.01, 2)
+    assert pacer.per_call == 20  # 0.2 s / 10 ms
+    with pacer.writing():  # between calls: inside the timed span, left out
+        now[0] += 7.0
+    call(20, 0.1, 22)
+    assert pacer.per_call == 40  # 5 ms a step
+    call(40, 0.04, 62)
+    assert pacer.per_call == pacing.MAX_STEPS_PER_CALL  # 1 ms a step would make 200
+    call(100, 50.0, 162)
+    assert pacer.per_call == 1  # 0.5 s a step: never less than one
+    speed = (0.01 + 0.1 + 0.04 + 50.0) / 161
+    assert pacer.seconds_per_step(162) == pytest.approx(speed)
+    with pacer.writing():  # after the last call: outside the timed span already
+        now[0] += 3.0
+    assert pacer.seconds_per_step(162) == pytest.approx(speed)
+    fixed = pacing.Pacer(steps_per_call=4, clock=lambda: now[0])
+    for step in (4, 8):
+        fixed.call_started()
+        now[0] += 0.001
+        fixed.call_done(4, step)
+    assert fixed.per_call == 4
 
 
 def test_a_nan_inside_a_multi_step_call_names_the_steps(facades, tmp_path, monkeypatch):
@@ -425,13 +477,15 @@ def test_a_nan_inside_a_multi_step_call_names_the_steps(facades, tmp_path, monke
 def test_seconds_per_step_leaves_out_only_writing_inside_the_timed_calls(facades, tmp_path, monkeypatch):
     # A slow sample write after the last call lies outside the timed span: subtracting
     # it made the speed the demo plans its budget with too fast, even negative.
+    clock = FakeClock(per_step=0.25, first_call=5.0).install(monkeypatch)
     real = loop_mod._save_sample
 
     def slow(*args, **kwargs):
-        time.sleep(1.0)
+        clock.advance(100.0)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop_mod, "_save_sample", slow)
-    config = TINY.replace(train={"steps": 6, "sample_every": 100, "log_every": 100, "steps_per_call": 1})
-    result = train(config, facades, tmp_path)  # one sample, at the end
-    assert 0 < result.seconds_per_step < 0.5
+    config = TINY.replace(train={"steps": 6, "sample_every": 3, "log_every": 100, "steps_per_call": 1})
+    result = train(config, facades, tmp_path)  # samples at step 3 (inside the timed span) and at the end
+    # Steps 2-6 took 0.25 s each; the first call (5 s, tracing) and both 100 s writes are left out.
+    assert result.seconds_per_step == pytest.approx(0.25)

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 
 from pix2pix_tf.cli import data, experiment, serve, train, use  # noqa: E402
 from pix2pix_tf.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE  # noqa: E402
-from pix2pix_tf.errors import Pix2PixError, is_disk_full, short_message  # noqa: E402
+from pix2pix_tf.errors import Pix2PixError, disk_full_cause, is_disk_full, short_message  # noqa: E402
 
 DEBUG_ENV = "PIX2PIX_DEBUG"
 
@@ -51,17 +51,23 @@ def main(argv: list[str] | None = None) -> int:
         # TensorFlow objects abandoned by the failure (e.g. a checkpoint restore) log
         # warnings when collected at exit; after the error line they are only noise.
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
-        return EXIT_USAGE if isinstance(e, Pix2PixError) else EXIT_ERROR
+        # A full disk is a problem the package recognises (README: exit status 2), from
+        # whichever write it came: one rule here rather than a handler at every write.
+        return EXIT_USAGE if isinstance(e, Pix2PixError) or is_disk_full(e) else EXIT_ERROR
 
 
 def _one_line(error: Exception) -> str:
     """What the user sees of an error: a Pix2PixError's message, a summary of anything else."""
     if isinstance(error, Pix2PixError):
         return str(error)
+    full = disk_full_cause(error)
+    if full is not None:
+        where = getattr(full, "filename", None)
+        return (
+            f"no space left on device{f' writing {where}' if where else ''} ({short_message(full)}); "
+            "free some space and rerun"
+        )
     first = short_message(error)
-    if is_disk_full(error):
-        where = getattr(error, "filename", None)
-        return f"no space left on device{f' writing {where}' if where else ''} ({first}); free some space and rerun"
     return (
         f"unexpected {type(error).__name__}: {first} "
         f"(rerun with --debug, or {DEBUG_ENV}=1, for the traceback; please report it)"

@@ -6,6 +6,7 @@ import sys
 
 
 def _experiment(args):
+    from pix2pix_tf.experiments.report import VERDICTS
     from pix2pix_tf.experiments.runner import run_experiment
 
     results = run_experiment(
@@ -20,7 +21,7 @@ def _experiment(args):
     )
     print(f"results: {args.out}/results.md, {args.out}/results.json, figures in {args.out}/figures/")
     for claim in results["claims"]:
-        print(f"  {claim['claim']}: {'held' if claim['held'] else 'did not hold'} ({claim['evidence']})")
+        print(f"  {claim['claim']}: {VERDICTS[claim['held']]} ({claim['evidence']})")
     if results["quick"]:
         print(results["note"])
 

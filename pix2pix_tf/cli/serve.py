@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+
+from pix2pix_tf.config import Connections
 
 
 def _serve(args):
@@ -13,6 +16,7 @@ def _serve(args):
         max_pixels=args.max_pixels,
         max_instances=args.max_instances,
         max_request_pixels=args.max_request_pixels,
+        max_native_queue=args.max_native_queue,
     )
     serve(
         args.model,
@@ -23,7 +27,19 @@ def _serve(args):
         max_batch=args.max_batch,
         batch_timeout_ms=args.batch_timeout_ms,
         page_tools=args.page_tools,
+        connections=Connections(**{field: getattr(args, field) for field in CONNECTION_FLAGS}),
+        allowed_hosts=args.allowed_host,
     )
+
+
+# Connections' fields, with their flags' help; defaults come from the dataclass.
+CONNECTION_FLAGS = {
+    "limit_concurrency": "open connections at most; the next gets 503 at once (uvicorn's limit_concurrency)",
+    "backlog": "connections the kernel queues before they are accepted (uvicorn's backlog)",
+    "timeout_keep_alive": "seconds an idle connection stays open, a new one included (uvicorn's timeout_keep_alive)",
+    "header_timeout": "seconds for a request's headers to arrive; then the connection is closed",
+    "body_timeout": "seconds for a request's body to arrive; then 408",
+}
 
 
 def _positive(kind):
@@ -73,6 +89,28 @@ def add_commands(sub):
         "--max-request-pixels", type=_positive(int), default=4096 * 4096, help="pixels per request, all images"
     )
     p.add_argument("--max-instances", type=_positive(int), default=64, help="images per request cap")
+    p.add_argument(
+        "--max-native-queue",
+        type=_positive(int),
+        default=4,
+        help="native-size requests that may wait for the one native slot; more get 503 (default 4)",
+    )
+    for field in dataclasses.fields(Connections):
+        kind = int if field.type == "int" else float
+        p.add_argument(
+            f"--{field.name.replace('_', '-')}",
+            type=_positive(kind),
+            default=field.default,
+            help=f"{CONNECTION_FLAGS[field.name]} (default {field.default:g})",
+        )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name to answer besides 127.0.0.1, localhost and [::1] (repeatable; '*': any, "
+        "only behind a proxy that checks Host)",
+    )
     p.add_argument(
         "--page-tools",
         choices=("auto", "facade_labels", "pencil"),

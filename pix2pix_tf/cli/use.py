@@ -61,7 +61,11 @@ def add_commands(sub):
     source.add_argument("--workdir", help="training work dir (config.json + checkpoints)")
     source.add_argument("--model", help="an exported SavedModel directory (or export DIR) or a .tflite file")
     p.add_argument("--input", required=True, help="an image file or a folder of images (any size)")
-    p.add_argument("--output", required=True, help="folder for the translated PNGs")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="folder for the translated PNGs, named like the inputs (a.jpg.png and a.png.png where stems collide)",
+    )
     p.add_argument("--stochastic", action="store_true", help="dropout on, as the paper's test mode")
     p.add_argument(
         "--native-size",

@@ -13,7 +13,8 @@ from pix2pix_tf.data.synthetic import synthesize
 _LAZY = {
     "PairList": "files",
     "find_pairs": "files",
-    "decode_image": "pipeline",
+    "decode": "images",
+    "read_image": "images",
     "eval_dataset": "pipeline",
     "train_dataset": "pipeline",
 }
@@ -22,10 +23,11 @@ __all__ = [
     "DATASETS",
     "PairList",
     "combine",
-    "decode_image",
+    "decode",
     "download",
     "eval_dataset",
     "find_pairs",
+    "read_image",
     "synthesize",
     "train_dataset",
 ]

@@ -6,9 +6,9 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from pix2pix_tf.data.images import list_images
+from pix2pix_tf.data.images import ImageError, list_images, read_image
 from pix2pix_tf.errors import DataError
 from pix2pix_tf.outputs import staged_output
 
@@ -24,6 +24,7 @@ class CombineReport:
     only_in_b: list[str] = dataclasses.field(default_factory=list)
     size_mismatch: list[str] = dataclasses.field(default_factory=list)
     unreadable: list[str] = dataclasses.field(default_factory=list)
+    same_name: list[str] = dataclasses.field(default_factory=list)  # two files of one side share a stem
 
     def summary(self) -> str:
         parts = [f"wrote {self.written} A|B image(s)"]
@@ -32,16 +33,12 @@ class CombineReport:
             ("only in B", self.only_in_b),
             ("size mismatch", self.size_mismatch),
             ("unreadable", self.unreadable),
+            ("sharing a name, left out", self.same_name),
         ):
             if items:
                 shown = ", ".join(items[:5]) + (", ..." if len(items) > 5 else "")
                 parts.append(f"{len(items)} {label} ({shown})")
         return "; ".join(parts)
-
-
-def _open_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
 
 
 def combine(a_dir: str | Path, b_dir: str | Path, out: str | Path) -> CombineReport:
@@ -84,19 +81,33 @@ def combine(a_dir: str | Path, b_dir: str | Path, out: str | Path) -> CombineRep
     return report
 
 
+def _by_stem(folder: Path, root: Path, report: CombineReport) -> dict[str, Path]:
+    """The images of `folder` by file stem; stems shared by two files (a.jpg, a.png) are reported and left out."""
+    files: dict[str, list[Path]] = {}
+    for path in list_images(folder) if folder.is_dir() else []:
+        files.setdefault(path.stem, []).append(path)
+    for paths in files.values():
+        if len(paths) > 1:
+            report.same_name.append(" and ".join(str(p.relative_to(root)) for p in paths))
+    return {stem: paths[0] for stem, paths in files.items() if len(paths) == 1}
+
+
 def _combine_split(a_dir: Path, b_dir: Path, split: str, out: Path, report: CombineReport) -> None:
-    a_files = {p.stem: p for p in list_images(a_dir / split)}
-    b_folder = b_dir / split
-    b_files = {p.stem: p for p in list_images(b_folder)} if b_folder.is_dir() else {}
+    a_files = _by_stem(a_dir / split, a_dir, report)
+    b_files = _by_stem(b_dir / split, b_dir, report)
     report.only_in_a += [str(a_files[k].relative_to(a_dir)) for k in sorted(a_files.keys() - b_files.keys())]
     report.only_in_b += [str(b_files[k].relative_to(b_dir)) for k in sorted(b_files.keys() - a_files.keys())]
     (out / split).mkdir(exist_ok=True)
     for stem in sorted(a_files.keys() & b_files.keys()):
         a_path, b_path = a_files[stem], b_files[stem]
         try:
-            a, b = _open_rgb(a_path), _open_rgb(b_path)
-        except (UnidentifiedImageError, OSError):
-            report.unreadable.append(str(a_path.relative_to(a_dir)))
+            a, b = None, None
+            a = read_image(a_path)  # upright, as the user drew on them
+            b = read_image(b_path)
+        except ImageError:
+            # Named as only_in_a / only_in_b are: relative to their own folder, B's marked.
+            bad = f"{b_path.relative_to(b_dir)} (in B)" if a is not None else str(a_path.relative_to(a_dir))
+            report.unreadable.append(bad)
             continue
         if a.shape != b.shape:
             report.size_mismatch.append(

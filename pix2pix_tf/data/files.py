@@ -7,7 +7,7 @@ Two layouts are understood:
 * two-folder: ``DIR/A/<split>/name.ext`` and ``DIR/B/<split>/name.ext``, matched by
   file name (the extension may differ).
 
-Every file is decoded once with the same TensorFlow decoder the pipeline uses, so a
+Every file is decoded once by the rule the pipeline uses (`data.images`), so a
 corrupt file is reported here, by name, instead of as a stack trace mid-training.
 """
 
@@ -18,12 +18,9 @@ import concurrent.futures
 import dataclasses
 from pathlib import Path
 
-import tensorflow as tf
-
 from pix2pix_tf.config import DataConfig
-from pix2pix_tf.data.images import IMAGE_EXTENSIONS, list_images
-from pix2pix_tf.errors import DataError, short_message
-from pix2pix_tf.runtime import quiet_native_output
+from pix2pix_tf.data.images import IMAGE_EXTENSIONS, ImageError, list_images, read_image
+from pix2pix_tf.errors import DataError
 
 _MAX_LISTED = 10
 
@@ -57,16 +54,15 @@ class PairList:
 
 
 def image_size_of(path: str | Path) -> tuple[int, int]:
-    """Decodes one image file fully and returns its (height, width).
+    """Decodes one image file fully, by the package's one rule, and returns its (height, width).
 
     Raises:
-        DataError: the file cannot be read or is not a decodable image.
+        DataError: the file cannot be read or is not an accepted image.
     """
     try:
-        data = tf.io.read_file(str(path))
-        shape = tf.shape(tf.io.decode_image(data, channels=3, expand_animations=False))
-    except (tf.errors.OpError, OSError) as e:
-        raise DataError(f"{path}: not a readable JPEG/PNG/BMP/GIF image ({short_message(e)})") from None
+        shape = read_image(path).shape
+    except ImageError as e:
+        raise DataError(str(e)) from None
     return int(shape[0]), int(shape[1])
 
 
@@ -155,8 +151,7 @@ def find_pairs(root: str | Path, split: str, cfg: DataConfig) -> PairList:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: dataset directory not found")
-    # quiet: TensorFlow logs every failed decode natively, before we report it by name.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool, quiet_native_output():
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         if (root / "A").is_dir() and (root / "B").is_dir():
             layout, split_dir = "two-folder", root / "A" / split
             a_files = _split_dir(root / "A" / split, f"expected {root}/A/{split}/*.jpg")

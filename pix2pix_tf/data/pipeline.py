@@ -12,22 +12,31 @@ mirror can never misalign them.
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import tensorflow as tf
 
 from pix2pix_tf.config import DataConfig
+from pix2pix_tf.data import images
 from pix2pix_tf.data.files import PairList
 
 AUTOTUNE = tf.data.AUTOTUNE
 _JITTER_STREAM = 1  # keeps the jitter seeds apart from the permutation seeds
 
 
-def decode_image(data: tf.Tensor, channels: int) -> tf.Tensor:
-    """Decodes JPEG/PNG/BMP/GIF (first frame) bytes to uint8 (height, width, channels).
+def load_image(path: tf.Tensor, channels: int) -> tf.Tensor:
+    """A file path -> uint8 (height, width, channels), decoded by the package's one rule (`data.images`).
 
-    Grayscale and palette images are expanded to RGB and alpha is dropped; with
-    `channels=1` the RGB image is converted to luma.
+    The file is decoded in Python (Pillow) inside the graph, so training sees each
+    image as `predict`, `serve` and a viewer do: EXIF orientation applied, the first
+    picture of a multi-picture file. With `channels=1` the RGB image becomes luma.
     """
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+
+    def read(p):
+        return images.read_image(os.fsdecode(np.asarray(p).item()))
+
+    image = tf.numpy_function(read, [path], tf.uint8, stateful=False)
     image.set_shape([None, None, 3])
     if channels == 1:
         image = tf.image.rgb_to_grayscale(image)
@@ -45,12 +54,12 @@ def _load_pair(cfg: DataConfig, combined: bool):
     """Returns fn(path_a, path_b) -> uint8 (H, W, 2C): input channels then target channels."""
 
     def load(path_a, path_b):
-        a = decode_image(tf.io.read_file(path_a), cfg.channels)
+        a = load_image(path_a, cfg.channels)
         if combined:
             half = tf.shape(a)[1] // 2
             a, b = a[:, :half], a[:, half : 2 * half]
         else:
-            b = decode_image(tf.io.read_file(path_b), cfg.channels)
+            b = load_image(path_b, cfg.channels)
         if cfg.direction == "BtoA":
             a, b = b, a
         return tf.concat([a, b], axis=-1)

@@ -23,6 +23,7 @@ _TITLES = {
     "discriminator": "Table 3: discriminator receptive field (L1+cGAN)",
 }
 USEFUL_GAP = 0.1  # class IoU between the real photos and mismatched labels below which the score says little
+VERDICTS = {True: "held", False: "did not hold", None: "not checked"}  # a claim's "held": None if a row diverged
 QUICK_NOTE = "QUICK MODE: tiny models trained for a few steps to test the machinery; these numbers mean nothing."
 
 
@@ -57,12 +58,52 @@ def _claim(claim: str, rule: str, held: bool, evidence: list[str], within: bool)
     }
 
 
+def _finished(rows: dict) -> dict:
+    """The rows with scores: a row whose every seed diverged has none (NaN means)."""
+    return {name: row for name, row in rows.items() if row["n"] > 0}
+
+
+def ranked(rows: dict, metric: str) -> list[str]:
+    """Row names by `metric`, best first; rows that diverged (no scores) last, in table order."""
+    finished = _finished(rows)
+    best_first = sorted(finished, key=lambda r: finished[r]["mean"][metric], reverse=True)
+    return best_first + [name for name in rows if name not in finished]
+
+
+def _unchecked(claim: str, rule: str, diverged: list[str], why: str = "diverged (no scores)") -> dict:
+    return {
+        "claim": claim,
+        "rule": rule,
+        "held": None,
+        "evidence": f"{', '.join(diverged)} {why}",
+        "within_seed_spread": False,
+    }
+
+
+def _needs(rows: dict, names: tuple[str, ...], checked: dict) -> dict:
+    """`checked`, or the claim marked not checked if a row it compares diverged."""
+    diverged = [name for name in names if name not in _finished(rows)]
+    return _unchecked(checked["claim"], checked["rule"], diverged) if diverged else checked
+
+
 def _best_claim(claim: str, rule: str, rows: dict, claimed: str) -> dict:
-    """`claimed` has the highest class IoU; the gap shown is to the best other row (or to the best, if not it)."""
-    ranked = sorted(rows, key=lambda r: rows[r]["mean"]["class_iou"], reverse=True)
-    other = ranked[1] if ranked[0] == claimed else ranked[0]
+    """`claimed` has the highest class IoU of the rows that finished; those that diverged are named, not ranked.
+
+    The gap shown is to the best other row (or to the best, if not it).
+    """
+    finished = _finished(rows)
+    diverged = [name for name in rows if name not in finished]
+    if claimed not in finished:
+        return _unchecked(claim, rule, [claimed])
+    if len(finished) < 2:
+        return _unchecked(claim, rule, diverged, "diverged: no other row to compare with")
+    order = ranked(finished, "class_iou")
+    other = order[1] if order[0] == claimed else order[0]
     _, text, within = _compare(rows, claimed, other, "class_iou")
-    return _claim(claim, rule, ranked[0] == claimed, [f"best {ranked[0]}; class IoU {text}"], within)
+    evidence = [f"best {order[0]}; class IoU {text}"]
+    if diverged:
+        evidence.append(f"not ranked: {', '.join(diverged)} (diverged)")
+    return _claim(claim, rule, order[0] == claimed, evidence, within)
 
 
 def _mark_single_seed(table_claims: list[dict], rows: dict | None) -> None:
@@ -77,35 +118,47 @@ def claims(tables: dict[str, dict], references: dict) -> list[dict]:
     if t1:
         held, text, within = _compare(t1, "L1+cGAN", "L1", "sharpness")
         out.append(
-            _claim(
-                "L1 alone is blurry",
-                "sharpness ratio of L1 < L1+cGAN's (1.0 = as sharp as the real photos)",
-                held,
-                [f"sharpness {text}"],
-                within,
+            _needs(
+                t1,
+                ("L1", "L1+cGAN"),
+                _claim(
+                    "L1 alone is blurry",
+                    "sharpness ratio of L1 < L1+cGAN's (1.0 = as sharp as the real photos)",
+                    held,
+                    [f"sharpness {text}"],
+                    within,
+                ),
             )
         )
         sharp, s_text, s_within = _compare(t1, "cGAN", "L1", "sharpness")
         worse, w_text, w_within = _compare(t1, "L1+cGAN", "cGAN", "class_iou")
         out.append(
-            _claim(
-                "cGAN alone is sharp but artefact-prone",
-                "sharpness of cGAN > L1's, and class IoU of cGAN < L1+cGAN's",
-                sharp and worse,
-                [f"sharpness {s_text}", f"class IoU {w_text}"],
-                s_within or w_within,
+            _needs(
+                t1,
+                ("L1", "cGAN", "L1+cGAN"),
+                _claim(
+                    "cGAN alone is sharp but artefact-prone",
+                    "sharpness of cGAN > L1's, and class IoU of cGAN < L1+cGAN's",
+                    sharp and worse,
+                    [f"sharpness {s_text}", f"class IoU {w_text}"],
+                    s_within or w_within,
+                ),
             )
         )
         size = next(iter(t1.values()))["image_size"]
         mismatched = references[str(size)]["mismatched"]["class_iou"]
         gan, cgan = t1["GAN"]["mean"]["class_iou"], t1["cGAN"]["mean"]["class_iou"]
         out.append(
-            _claim(
-                "an unconditional D ignores the input",
-                "class IoU of GAN is closer to the mismatched-labels reference than to cGAN's",
-                abs(gan - mismatched) < abs(cgan - gan),
-                [f"class IoU GAN {gan:.3f}, mismatched labels {mismatched:.3f}, cGAN {cgan:.3f}"],
-                abs(cgan - gan) <= t1["GAN"]["sd"]["class_iou"] + t1["cGAN"]["sd"]["class_iou"],
+            _needs(
+                t1,
+                ("GAN", "cGAN"),
+                _claim(
+                    "an unconditional D ignores the input",
+                    "class IoU of GAN is closer to the mismatched-labels reference than to cGAN's",
+                    abs(gan - mismatched) < abs(cgan - gan),
+                    [f"class IoU GAN {gan:.3f}, mismatched labels {mismatched:.3f}, cGAN {cgan:.3f}"],
+                    abs(cgan - gan) <= t1["GAN"]["sd"]["class_iou"] + t1["cGAN"]["sd"]["class_iou"],
+                ),
             )
         )
         out.append(_best_claim("L1+cGAN scores best", "L1+cGAN has the highest class IoU of Table 1", t1, "L1+cGAN"))
@@ -115,12 +168,16 @@ def claims(tables: dict[str, dict], references: dict) -> list[dict]:
         l1, l1_text, l1_within = _compare(t2, "U-Net (L1)", "Encoder-decoder (L1)", "class_iou")
         gan, gan_text, gan_within = _compare(t2, "U-Net (L1+cGAN)", "Encoder-decoder (L1+cGAN)", "class_iou")
         out.append(
-            _claim(
-                "U-Net beats encoder-decoder",
-                "class IoU of U-Net > encoder-decoder's, with L1 and with L1+cGAN",
-                l1 and gan,
-                [f"class IoU {l1_text}", gan_text],
-                l1_within or gan_within,
+            _needs(
+                t2,
+                tuple(t2),
+                _claim(
+                    "U-Net beats encoder-decoder",
+                    "class IoU of U-Net > encoder-decoder's, with L1 and with L1+cGAN",
+                    l1 and gan,
+                    [f"class IoU {l1_text}", gan_text],
+                    l1_within or gan_within,
+                ),
             )
         )
         _mark_single_seed(out[-1:], t2)
@@ -137,15 +194,19 @@ def claims(tables: dict[str, dict], references: dict) -> list[dict]:
         colourful = colour("1x1 PixelGAN") > colour(reference)
         not_sharp, s_text, s_within = _compare(t3, "70x70", "1x1 PixelGAN", "sharpness")
         out.append(
-            _claim(
-                "1x1 is colourful but not sharp",
-                "mean a/b histogram intersection of 1x1 > L1 alone's, and sharpness of 1x1 < 70x70's",
-                colourful and not_sharp,
-                [
-                    f"a/b intersection 1x1 {colour('1x1 PixelGAN'):.3f} vs L1 alone {colour(reference):.3f}",
-                    f"sharpness {s_text}",
-                ],
-                s_within,
+            _needs(
+                t3,
+                ("1x1 PixelGAN", "70x70", reference),
+                _claim(
+                    "1x1 is colourful but not sharp",
+                    "mean a/b histogram intersection of 1x1 > L1 alone's, and sharpness of 1x1 < 70x70's",
+                    colourful and not_sharp,
+                    [
+                        f"a/b intersection 1x1 {colour('1x1 PixelGAN'):.3f} vs L1 alone {colour(reference):.3f}",
+                        f"sharpness {s_text}",
+                    ],
+                    s_within,
+                ),
             )
         )
     if t3:
@@ -230,9 +291,9 @@ def _markdown(results: dict) -> str:
         lines += ["", f"![{_TITLES[table]}](figures/{table}.png)", ""]
     lines += ["## The paper's claims, checked", ""]
     for c in results["claims"]:
-        verdict = "held" if c["held"] else "did not hold"
+        verdict = VERDICTS[c["held"]]
         spread = " (the gap is within the seed-to-seed spread)" if c["within_seed_spread"] else ""
-        if c.get("single_seed"):
+        if c.get("single_seed") and c["held"] is not None:
             spread = " (one seed per row: the seed-to-seed spread is not measured)"
         lines.append(f"- **{c['claim']}**: {verdict}{spread}. {c['evidence']}. Rule: {c['rule']}.")
     lines += [

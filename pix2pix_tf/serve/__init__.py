@@ -9,11 +9,14 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from pix2pix_tf.config import Connections
 from pix2pix_tf.serve.app import create_app
-from pix2pix_tf.serve.model import SHIPPED_MODEL, ServedModel, load_served_model
+from pix2pix_tf.serve.browser import LOOPBACK_HOSTS
+from pix2pix_tf.serve.connections import fit_file_limit, uvicorn_options
+from pix2pix_tf.serve.model import ServedModel, load_served_model
 from pix2pix_tf.serve.rest import Limits
 
 
@@ -22,6 +25,13 @@ def _is_loopback(host: str) -> bool:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_one_address(host: str) -> bool:
+    try:
+        return not ipaddress.ip_address(host).is_unspecified  # 0.0.0.0 and :: are every address
     except ValueError:
         return False
 
@@ -35,6 +45,8 @@ def serve(
     max_batch: int = 1,
     batch_timeout_ms: float = 5.0,
     page_tools: str = "auto",
+    connections: Connections | None = None,
+    allowed_hosts: Iterable[str] = (),
 ) -> None:
     """Serves a model until Ctrl-C or SIGTERM (uvicorn shuts down cleanly on both).
 
@@ -48,10 +60,26 @@ def serve(
         max_batch: rows per model call when batching concurrent requests (1: off).
         batch_timeout_ms: how long a request waits for others to batch with.
         page_tools: the page's drawing tools (see `create_app`).
+        connections: connection limit and timeouts (default `Connections()`); the limit
+            is lowered if the file-descriptor limit cannot hold it.
+        allowed_hosts: `Host` names answered besides the loopback names (and the
+            address `host` binds, if it is one address).
     """
     import uvicorn
 
     served = load_served_model(model)
+    connections, fitted = fit_file_limit(connections or Connections())
+    allowed_hosts = list(allowed_hosts)
+    if not _is_loopback(host):
+        if _is_one_address(host):  # what clients put in Host when they use the address
+            allowed_hosts.append(host)
+        print(
+            f"warning: binding {host}: the model is reachable from other machines, without authentication. "
+            f"Host names answered: {', '.join([*LOOPBACK_HOSTS, *allowed_hosts])}; add the names clients "
+            "use with --allowed-host NAME (repeatable). A public deployment belongs behind a reverse proxy "
+            "(see the README's Serving section)",
+            file=sys.stderr,
+        )
     app = create_app(
         served,
         name=name,
@@ -59,22 +87,20 @@ def serve(
         max_batch=max_batch,
         batch_timeout_ms=batch_timeout_ms,
         page_tools=page_tools,
+        connections=connections,
+        allowed_hosts=allowed_hosts,
     )
-    if not _is_loopback(host):
-        print(
-            f"warning: binding {host}: the model is reachable from other machines, without authentication",
-            file=sys.stderr,
-        )
     print(
         f"serving {served.source} as {name!r}: page http://{host}:{port}/ , REST http://{host}:{port}/v1/models/{name}",
         flush=True,
     )
+    print(f"connections: {fitted}", flush=True)
     # uvicorn shuts down gracefully on Ctrl-C and SIGTERM; after a SIGTERM it re-raises
     # the signal to the handler it found, which would kill the process: make that an
     # exit with status 0, as after Ctrl-C (tested for both).
     previous = signal.signal(signal.SIGTERM, _stopped)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_options(connections))
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -87,17 +113,26 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running(model: str | Path | None = None, name: str = "pix2pix", **options) -> Iterator[str]:
+def running(model: str | Path | ServedModel | None = None, name: str = "pix2pix", **options) -> Iterator[str]:
     """Serves `model` on a free 127.0.0.1 port in a background thread while the block runs.
 
     For notebooks and scripts that want to talk to a real server; yields its base URL.
-    `options` are `create_app`'s (limits, max_batch, batch_timeout_ms).
+    `model` is what `load_served_model` takes, or a model it returned. `options` are
+    `create_app`'s (limits, max_batch, batch_timeout_ms, connections, ...).
     """
     import uvicorn
 
-    app = create_app(load_served_model(model), name=name, **options)
+    served = model if isinstance(model, ServedModel) else load_served_model(model)
+    app = create_app(served, name=name, **options)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        **uvicorn_options(options.get("connections") or Connections()),
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -118,7 +153,7 @@ def _stopped(signum, frame):
 
 
 __all__ = [
-    "SHIPPED_MODEL",
+    "Connections",
     "Limits",
     "ServedModel",
     "create_app",

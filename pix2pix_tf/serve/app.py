@@ -8,35 +8,56 @@ Routes (NAME is the served model's name, version 1 the only version):
     POST /translate[?native_size=true]            image bytes or a multipart `file` -> PNG
     GET  /                                        the drawing page (talks to :predict only)
 
-Bad input is answered with `{"error": "..."}` and 400 / 404 / 405 / 413, never 500.
+Bad input is answered with `{"error": "..."}` and 400 / 404 / 405 / 408 / 413 / 415, never 500.
+Every reply carries the security headers and only trusted `Host` names are answered
+(browser.py); work for a client that has hung up is dropped (batching.client_gone).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from pix2pix_tf.config import Connections
+from pix2pix_tf.data.images import ACCEPTED, ImageError, decode
 from pix2pix_tf.data.pipeline import to_uint8
 from pix2pix_tf.data.synthetic import FACADE_CLASSES, FACADE_PALETTE
 from pix2pix_tf.errors import Pix2PixError, short_message
-from pix2pix_tf.inference import NATIVE_SIGNATURE, as_image_bytes, pad_to_multiple
-from pix2pix_tf.serve.batching import Batcher
+from pix2pix_tf.inference import NATIVE_SIGNATURE, as_image, pad_to_multiple
+from pix2pix_tf.serve import browser
+from pix2pix_tf.serve.batching import Batcher, ClientGone, check_client, client_gone
 from pix2pix_tf.serve.model import ServedModel
-from pix2pix_tf.serve.rest import Limits, RequestError, check_image_bytes, format_predict, parse_predict, short_repr
+from pix2pix_tf.serve.rest import (
+    Limits,
+    RequestError,
+    check_image_bytes,
+    json_value_cap,
+    loads,
+    parse_predict,
+    render_predict,
+    short_repr,
+)
 
 VERSION = "1"
 PAGE_TOOLS = ("auto", "facade_labels", "pencil")
+MAX_ERROR_CHARS = 1000
+_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")  # what a library's message may embed
+
+log = logging.getLogger(__name__)
 
 
 def check_name(name: str) -> str:
@@ -50,37 +71,77 @@ STATIC = Path(__file__).parent / "static"
 _PATH = re.compile(r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?:(?P<metadata>/metadata)|:(?P<verb>\w+))?")
 
 
-class PredictResponse(JSONResponse):
-    """A predict reply: JSON with NaN and +-Infinity written as the tokens TF Serving writes.
-
-    Inputs far outside the model's [-1, 1] overflow it; TF Serving answers those with
-    the non-standard tokens `NaN`, `Infinity`, `-Infinity` ("JSON conformance" in its
-    REST API docs), which Python's and most JSON readers accept. Starlette's JSON
-    refuses them, which turned such a request into a 500.
-    """
-
-    def render(self, content) -> bytes:
-        return json.dumps(content, ensure_ascii=False, allow_nan=True, separators=(",", ":")).encode()
-
-
 def _error(message: str, status: int, allow: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers={"Allow": allow} if allow else None)
+    # Never a memory address, nor an echo of a whole request.
+    message = _REPR.sub("<object>", message)
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 3] + "..."
+    headers = {"Allow": allow} if allow else {}
+    if status == 408:  # the rest of a slow body is not waited for
+        headers["Connection"] = "close"
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
 
-async def _read_body(request: Request, limits: Limits) -> bytes:
-    """The body, refused with 413 as soon as it passes the cap (before it is all read)."""
+def _watch(request: Request) -> None:
+    """Lets the batcher ask, just before the model runs, whether this request's client is still there."""
+    client_gone.set(request.is_disconnected)
+
+
+def _gone(request: Request) -> Response:
+    # An ordinary event (a closed tab, a client's timeout): one short line, at info level.
+    log.info("%s %s: the client hung up; its work is dropped", request.method, request.url.path)
+    return Response(status_code=499)  # nginx's "client closed request"; no one reads it
+
+
+async def _read_body(request: Request, limits: Limits, timeout: float) -> bytes:
+    """The body, refused with 413 as soon as it passes the cap (before it is all read), or 408 after `timeout` s."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limits.max_body_bytes:
         raise RequestError(f"request body of {length} bytes; the limit is {limits.max_body_bytes}", 413)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limits.max_body_bytes:
-            raise RequestError(f"request body over the limit of {limits.max_body_bytes} bytes", 413)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limits.max_body_bytes:
+                    raise RequestError(f"request body over the limit of {limits.max_body_bytes} bytes", 413)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestError(f"the request body did not arrive within {timeout:g} s ({size} bytes came)", 408) from None
+    except ClientDisconnect:
+        raise ClientGone() from None
     body = b"".join(chunks)
     request._body = body  # Starlette's cache: lets request.form() parse what was read here
     return body
+
+
+class NativeSlot:
+    """One native-size image in the network at a time, with a bounded queue in front of it.
+
+    A request waits here before it decodes anything, so the memory of the queue is
+    its bodies; when `max_waiting` requests already wait, the next gets a 503.
+    """
+
+    def __init__(self, max_waiting: int):
+        self.max_waiting, self.waiting = max_waiting, 0
+        self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def __call__(self):
+        if self._lock.locked() and self.waiting >= self.max_waiting:
+            raise RequestError(
+                f"the server is busy: {self.waiting} native-size requests are waiting already; try again later", 503
+            )
+        self.waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            await check_client()  # a client that hung up while waiting costs no decoding
+            yield
+        finally:
+            self._lock.release()
 
 
 class App:
@@ -88,16 +149,17 @@ class App:
 
     def __init__(self, served: ServedModel, name: str, limits: Limits, max_batch: int, batch_timeout_ms: float):
         self.served, self.name, self.limits = served, name, limits
-        # serving_stochastic is never batched: its batch-norm statistics would mix clients' images.
+        # serving_stochastic is never batched: its batch-norm statistics would mix clients' images;
+        # nor is native size, one full-resolution image at a time.
         self.batchers = {
             sig_name: Batcher(
                 signature,
-                max_batch=1 if sig_name == "serving_stochastic" else max_batch,
+                max_batch=1 if sig_name in ("serving_stochastic", NATIVE_SIGNATURE) else max_batch,
                 timeout_ms=batch_timeout_ms,
             )
             for sig_name, signature in served.signatures.items()
         }
-        self.native_slots = asyncio.Semaphore(1)
+        self.native_slot = NativeSlot(limits.max_native_queue)
 
     # --- TF Serving REST API -------------------------------------------------------
     async def models(self, request: Request) -> Response:
@@ -136,26 +198,27 @@ class App:
         }
 
     async def predict(self, request: Request) -> Response:
+        _watch(request)
         try:
-            body = await _read_body(request, self.limits)
+            body = await _read_body(request, self.limits, self.body_timeout)
             # Parsing and checking (JSON, arrays, image headers and decodes) run off the
             # event loop, as the model does: a large request never stalls the others.
             name, tensors, layout = await asyncio.to_thread(self._parse_predict, body)
-            outputs = await self._run(name, tensors)
-            reply = await asyncio.to_thread(format_predict, outputs, layout)
+            if name == NATIVE_SIGNATURE:  # the one guard of every native-size path
+                async with self.native_slot():
+                    outputs = await self._run(name, tensors)
+            else:
+                outputs = await self._run(name, tensors)
+            # In a thread as well: a reply of 64 float images is 16 MB of JSON.
+            reply = await asyncio.to_thread(render_predict, outputs, layout)
         except RequestError as e:
             return _error(str(e), e.status)
-        return PredictResponse(reply)
+        except ClientGone:
+            return _gone(request)
+        return Response(reply, media_type="application/json")
 
     def _parse_predict(self, body: bytes) -> tuple[str, dict[str, np.ndarray], str]:
-        if not body.strip():
-            raise RequestError("empty request body; expected JSON with instances or inputs")
-        try:
-            data = json.loads(body)
-        except RecursionError:
-            raise RequestError("malformed JSON: nested too deeply") from None
-        except ValueError as e:  # JSONDecodeError, bad UTF-8, an integer of thousands of digits
-            raise RequestError(f"malformed JSON: {e}") from None
+        data = loads(body, json_value_cap(self.limits, self.served.image_size, self.served.channels))
         name = data.get("signature_name", "serving_default") if isinstance(data, dict) else "serving_default"
         if not isinstance(name, str) or name not in self.served.signatures:
             raise RequestError(
@@ -172,15 +235,22 @@ class App:
             )
         try:
             return await self.batchers[signature](tensors)
-        except tf.errors.InvalidArgumentError as e:  # e.g. an image the graph's decoder refuses
+        except ImageError as e:  # translate_bytes decodes by the package's rule: a body too broken to decode
+            raise RequestError(str(e)) from None
+        except tf.errors.InvalidArgumentError as e:
             raise RequestError(f"the model could not read the input: {short_message(e).splitlines()[0]}") from None
 
     # --- plain upload ---------------------------------------------------------------
     async def translate(self, request: Request) -> Response:
         """Image bytes (or a multipart form's `file`) in, the translation as PNG out."""
+        _watch(request)
         try:
-            body = await _read_body(request, self.limits)
-            if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            content_type = request.headers.get("content-type", "")
+            refused = browser.cross_site_form(content_type, request.headers)
+            if refused:
+                raise RequestError(refused, 415)
+            body = await _read_body(request, self.limits, self.body_timeout)
+            if content_type.lower().startswith("multipart/form-data"):
                 try:
                     form = await request.form()
                 except HTTPException as e:  # a missing boundary, junk parts, too many fields
@@ -190,11 +260,13 @@ class App:
                     raise RequestError('multipart upload without a "file" field')
                 body = await upload.read()
             if not body:
-                raise RequestError("empty request body; expected an image (JPEG, PNG, BMP or GIF)")
+                raise RequestError(f"empty request body; expected an image ({ACCEPTED})")
             native = request.query_params.get("native_size", "false").lower() in ("1", "true", "yes")
             png = await (self._native(body) if native else self._model_size(body))
         except RequestError as e:
             return _error(str(e), e.status)
+        except ClientGone:
+            return _gone(request)
         return Response(png, media_type="image/png")
 
     async def _model_size(self, data: bytes) -> bytes:
@@ -203,30 +275,32 @@ class App:
         return bytes(outputs["output_bytes"][0])
 
     async def _native(self, data: bytes) -> bytes:
-        def prepare():
-            height, width = check_image_bytes(data, self.limits, "the uploaded image")
-            m = self.served.multiple
-            padded_pixels = (height + -height % m) * (width + -width % m)
-            if padded_pixels > self.limits.max_pixels:  # what the network would run on, not what was sent
-                raise RequestError(
-                    f"the uploaded image: {width}x{height} padded to multiples of {m} is {padded_pixels} pixels; "
-                    f"the limit is {self.limits.max_pixels}",
-                    413,
-                )
-            # The same decoder and padding as inference.Translator (16-bit PNGs scaled, not clipped).
-            try:
-                image = as_image_bytes(data, self.served.channels)
-            except Pix2PixError as e:  # a file PIL reads but TensorFlow's decoder does not
-                raise RequestError(f"the uploaded image: {e}") from None
-            return image, pad_to_multiple(image, m)
+        height, width = await asyncio.to_thread(check_image_bytes, data, self.limits, "the uploaded image")
+        m = self.served.multiple
+        padded_pixels = (height + -height % m) * (width + -width % m)
+        if padded_pixels > self.limits.max_pixels:  # what the network would run on, not what was sent
+            raise RequestError(
+                f"the uploaded image: {width}x{height} padded to multiples of {m} is {padded_pixels} pixels; "
+                f"the limit is {self.limits.max_pixels}",
+                413,
+            )
 
-        image, padded = await asyncio.to_thread(prepare)
-        async with self.native_slots:  # one full-resolution image in the network at a time
+        def prepare():
+            # The same decoding rule and padding as inference.Translator.
+            try:
+                image = as_image(decode(data, "the uploaded image"), self.served.channels).numpy()
+            except Pix2PixError as e:
+                raise RequestError(str(e)) from None
+            return pad_to_multiple(image, m)
+
+        # Decoded only once the slot is ours: a waiting request holds its body, not ~350 MB of pixels.
+        async with self.native_slot():
+            padded = await asyncio.to_thread(prepare)
             outputs = await self._run(NATIVE_SIGNATURE, {"input_image": padded[None]})
-        height, width = image.shape[:2]
-        return await asyncio.to_thread(
-            lambda: tf.io.encode_png(to_uint8(outputs["output_image"][0, :height, :width])).numpy()
-        )
+            del padded
+            return await asyncio.to_thread(
+                lambda: tf.io.encode_png(to_uint8(outputs["output_image"][0, :height, :width])).numpy()
+            )
 
     # --- the page -------------------------------------------------------------------
     async def page(self, request: Request) -> Response:
@@ -234,7 +308,8 @@ class App:
         # to the server only through the public API (:predict).
         config = json.dumps(self.page_config()).replace("</", "<\\/")
         html = (STATIC / "index.html").read_text().replace("/*PAGE_CONFIG*/null", config)
-        return HTMLResponse(html)
+        html, nonce = browser.with_nonce(html)
+        return HTMLResponse(html, headers={"Content-Security-Policy": browser.page_policy(nonce)})
 
     def page_config(self) -> dict:
         """The model's name and size, the drawing tools that fit it and example inputs."""
@@ -264,6 +339,8 @@ def create_app(
     max_batch: int = 1,
     batch_timeout_ms: float = 5.0,
     page_tools: str = "auto",
+    connections: Connections | None = None,
+    allowed_hosts: Iterable[str] = (),
 ) -> Starlette:
     """The ASGI app serving `served` under `/v1/models/{name}`.
 
@@ -276,6 +353,10 @@ def create_app(
         page_tools: the page's drawing tools: "facade_labels" (the CMP palette),
             "pencil" (pencil and eraser on white), or "auto": facade labels for an RGB
             model trained B -> A (labels -> photo in the facades layout), else pencil.
+        connections: the app applies `body_timeout` (the rest is the server's: see
+            `serve.connections`).
+        allowed_hosts: names (or addresses) answered in the `Host` header besides
+            127.0.0.1, localhost and [::1], any port; "*" answers any.
     """
     check_name(name)
     if page_tools not in PAGE_TOOLS:
@@ -286,6 +367,7 @@ def create_app(
         page_tools = "facade_labels" if served.direction == "BtoA" and served.channels == 3 else "pencil"
     app = App(served, name, limits or Limits(), max_batch, batch_timeout_ms)
     app.page_tools = page_tools
+    app.body_timeout = (connections or Connections()).body_timeout
     routes = [
         Route("/", app.page, methods=["GET", "HEAD"]),
         Route("/translate", app.translate, methods=["POST"]),
@@ -298,6 +380,14 @@ def create_app(
     async def internal(request: Request, exc: Exception) -> Response:
         return _error(f"internal error ({type(exc).__name__}); the server log has the details", 500)
 
-    starlette = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found, Exception: internal})
+    starlette = _Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found, Exception: internal})
+    starlette.router.redirect_slashes = False  # its redirect's Location is built from the Host header
     starlette.state.app = app
+    starlette.state.allowed_hosts = browser.allowed_names(allowed_hosts)
     return starlette
+
+
+class _Starlette(Starlette):
+    def build_middleware_stack(self):
+        # Outermost, so that the 500 answer of Starlette's error middleware gets the headers too.
+        return browser.BrowserSafety(super().build_middleware_stack(), self.state.allowed_hosts)

@@ -15,13 +15,14 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
 from pix2pix_tf.config import CHECKPOINT_DIR, CONFIG_FILE, load_config
+from pix2pix_tf.data.images import decode
+from pix2pix_tf.data.pipeline import image_to_model, to_uint8
 from pix2pix_tf.errors import Pix2PixError, short_message
 from pix2pix_tf.export import GeneratorModule
-from pix2pix_tf.inference import NATIVE_SIGNATURE, SAVED_MODEL_DIR, load_generator
+from pix2pix_tf.inference import NATIVE_SIGNATURE, SAVED_MODEL_DIR, as_image, load_generator
 from pix2pix_tf.models import unet_depth
 from pix2pix_tf.runtime import quiet_native_output
-
-SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "saved_models" / "facades_demo"
+from pix2pix_tf.shipped import shipped_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +100,7 @@ def load_served_model(path: str | Path | None = None) -> ServedModel:
     Raises:
         Pix2PixError: the path holds none of these, or the model cannot be read.
     """
-    path = Path(path) if path is not None else SHIPPED_MODEL
+    path = Path(path) if path is not None else shipped_model()
     if (path / CONFIG_FILE).is_file() and (path / CHECKPOINT_DIR).is_dir():
         generator, config, _ = load_generator(path)
         module = GeneratorModule(generator, config, {})
@@ -111,7 +112,7 @@ def load_served_model(path: str | Path | None = None) -> ServedModel:
             "serving_stochastic": module.serve_stochastic.get_concrete_function(),
         }
         signatures = {k: _signature(f) for k, f in functions.items()}
-        return ServedModel(signatures, *_shape(config), path, owner=module)
+        return _decoding_by_rule(ServedModel(signatures, *_shape(config), path, owner=module))
     saved_model = path / SAVED_MODEL_DIR if (path / SAVED_MODEL_DIR / "saved_model.pb").is_file() else path
     if not (saved_model / "saved_model.pb").is_file():
         raise Pix2PixError(
@@ -132,7 +133,33 @@ def load_served_model(path: str | Path | None = None) -> ServedModel:
     else:  # a SavedModel from elsewhere: read what the signature says
         shape = signatures["serving_default"].inputs[next(iter(signatures["serving_default"].inputs))].shape
         size, channels, direction = shape[1], shape[3], "AtoB"
-    return ServedModel(signatures, size, channels, direction, saved_model, owner=loaded)
+    return _decoding_by_rule(ServedModel(signatures, size, channels, direction, saved_model, owner=loaded))
+
+
+def _decoding_by_rule(served: ServedModel) -> ServedModel:
+    """Replaces the graph's `translate_bytes` decoder with the package's one decoding rule.
+
+    The SavedModel decodes in its graph with TensorFlow's decoder, which knows no EXIF
+    orientation and sizes an animated GIF by its largest frame. The server decodes in
+    Python as `predict` and training do (`data.images`), then runs `serving_default`:
+    the same resize, model and PNG encoding, so the signature's inputs, outputs and
+    metadata are unchanged.
+    """
+    signature = served.signatures.get("translate_bytes")
+    if signature is None:
+        return served
+    serve = served.signatures["serving_default"].function
+    size, channels = served.image_size, served.channels
+
+    def translate_bytes(image_bytes):
+        images = [as_image(decode(bytes(data), f"image_bytes[{i}]"), channels) for i, data in enumerate(image_bytes)]
+        batch = tf.stack([image_to_model(image, size) for image in images])
+        outputs = serve(input_image=batch)["output_image"]
+        png = [tf.io.encode_png(to_uint8(y, size=image.shape[:2])) for y, image in zip(outputs, images)]
+        return {"output_bytes": tf.stack(png)}
+
+    served.signatures["translate_bytes"] = dataclasses.replace(signature, function=translate_bytes)
+    return served
 
 
 def _shape(config) -> tuple[int, int, str]:

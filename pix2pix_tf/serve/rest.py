@@ -12,12 +12,14 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import io
+import gc
+import json
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+import orjson
 
+from pix2pix_tf.data.images import ImageError, image_size
 from pix2pix_tf.serve.model import Signature, TensorSpec
 
 
@@ -39,41 +41,29 @@ class Limits:
             header before anything is decoded.
         max_instances: images (rows) in one predict request.
         max_request_pixels: pixels of all the images of one request together.
+        max_native_queue: native-size requests that may wait for the one native slot;
+            more are answered 503 (each waiting request holds only its body).
     """
 
     max_body_bytes: int = 32 * 2**20
     max_pixels: int = 4096 * 4096
     max_instances: int = 64
     max_request_pixels: int = 4096 * 4096
+    max_native_queue: int = 4
 
 
 def check_image_bytes(data: bytes, limits: Limits, what: str) -> tuple[int, int]:
-    """Checks that `data` is a whole JPEG/PNG/BMP/GIF within the pixel cap; returns (height, width).
+    """Checks `data`'s format and pixel count from its headers; returns the (height, width) it decodes to.
 
-    The size comes from the header, so a PNG claiming 50000 x 50000 is refused
-    before a byte of it is decoded.
+    Nothing is decoded here: a PNG claiming 50000 x 50000, or a GIF whose first frame
+    is larger than its screen, is refused before a byte of it is decoded. The size is
+    that of the picture the package's decoding rule uses (`data.images`: the first
+    frame, turned upright by its EXIF orientation); later GIF frames are never decoded.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if image.format not in ("JPEG", "PNG", "BMP", "GIF"):
-                raise RequestError(f"{what}: expected a JPEG, PNG, BMP or GIF image; found {image.format}")
-            if width * height > limits.max_pixels:
-                raise RequestError(
-                    f"{what}: {width}x{height} is {width * height} pixels; the limit is {limits.max_pixels}", 413
-                )
-            image.load()  # a truncated or corrupt file fails here, not inside the model
-    except RequestError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # PIL's own, larger cap
-        raise RequestError(f"{what}: over the limit of {limits.max_pixels} pixels ({e})", 413) from None
-    except UnidentifiedImageError as e:
-        raise RequestError(f"{what}: not an image ({e})") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise RequestError(f"{what}: a broken or truncated image ({e})") from None
-    return height, width
+        return image_size(data, what, limits.max_pixels)
+    except ImageError as e:
+        raise RequestError(str(e), 413 if e.too_large else 400) from None
 
 
 def _check_request_pixels(pixels: int, limits: Limits, what: str) -> None:
@@ -145,6 +135,67 @@ def to_tensor(values, spec: TensorSpec, limits: Limits, multiple: int, what: str
     return converted
 
 
+def json_value_cap(limits: Limits, image_size: int, channels: int) -> int:
+    """The most JSON values (numbers, strings, lists, objects) a predict body may hold.
+
+    What the largest request within the limits needs: images of the model's size,
+    `max_instances` of them or `max_request_pixels` in all, as nested lists; per pixel,
+    `channels` numbers and its list, and at most one row list (shipped model: 262,144
+    pixels, 1.3M values). Parsing holds the GIL, so this cap, not the body's size, bounds
+    how long a request stalls the others: 30 MB of `[[], [], ...]` is 10M values.
+    """
+    pixels = min(limits.max_request_pixels, limits.max_instances * image_size * image_size)
+    return pixels * (channels + 2) + limits.max_instances + 64
+
+
+def loads(body: bytes, max_values: int):
+    """A predict body's JSON, refused (413) before parsing when it holds more than `max_values` values.
+
+    Parsed with orjson (several times faster than `json`, and refuses nesting deeper than
+    1024). TF Serving's `NaN` / `Infinity` tokens are not JSON: a body with them is read
+    by `json` instead, within the same cap, so that the reply can say what is wrong.
+    """
+    if not body.strip():
+        raise RequestError("empty request body; expected JSON with instances or inputs")
+    # Every value but the first of a list or object follows a comma; each list or object
+    # counts itself. A byte count, so it never builds an object (about 10 ms for 32 MB).
+    values = body.count(b",") + body.count(b"[") + body.count(b"{")
+    if values > max_values:
+        raise RequestError(
+            f"request of up to {values} JSON values (numbers, lists, objects); the limit is {max_values}: "
+            "--max-instances images at the model's size, within --max-request-pixels (JSON parsing stalls "
+            "the server, so larger images, serving_any_size included, go as bytes: translate_bytes, or "
+            "POST /translate?native_size=true)",
+            413,
+        )
+    collecting = gc.isenabled()
+    # Many new lists trigger collections that cost more than the parse; orjson holds the
+    # GIL throughout, so no other thread runs while the collector is off.
+    gc.disable()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        message = str(e)
+        if b"NaN" not in body and b"Infinity" not in body:
+            raise RequestError(f"malformed JSON: {'nested too deeply' if 'depth' in message else message}") from None
+    finally:
+        if collecting:
+            gc.enable()
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise RequestError("malformed JSON: nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, bad UTF-8, an integer of thousands of digits
+        raise RequestError(f"malformed JSON: {e}") from None
+
+
+def _some(keys) -> str:
+    """At most five of `keys`, each shortened: an error never echoes a whole request."""
+    keys = sorted(map(str, keys))
+    shown = ", ".join(short_repr(k) for k in keys[:5])
+    return f"[{shown}{f', ... ({len(keys)} in all)' if len(keys) > 5 else ''}]"
+
+
 def parse_predict(body, signature: Signature, limits: Limits, multiple: int) -> tuple[dict[str, np.ndarray], str]:
     """A predict request's JSON -> (input tensors by name, "row" or "columnar")."""
     if not isinstance(body, dict):
@@ -153,7 +204,7 @@ def parse_predict(body, signature: Signature, limits: Limits, multiple: int) -> 
         raise RequestError('give exactly one of "instances" (row format) or "inputs" (columnar format)')
     unknown = set(body) - {"instances", "inputs", "signature_name"}
     if unknown:
-        raise RequestError(f"unknown request keys {sorted(unknown)}")
+        raise RequestError(f"unknown request keys {_some(unknown)}")
     names = list(signature.inputs)
     if "instances" in body:
         instances, layout = body["instances"], "row"
@@ -172,7 +223,7 @@ def parse_predict(body, signature: Signature, limits: Limits, multiple: int) -> 
         inputs, layout = body["inputs"], "columnar"
         if _named(inputs, names):
             if set(inputs) != set(names):
-                raise RequestError(f'"inputs" must name exactly the inputs {names}; got {sorted(inputs)}')
+                raise RequestError(f'"inputs" must name exactly the inputs {names}; got {_some(inputs)}')
             columns = dict(inputs)
         elif len(names) == 1:
             columns = {names[0]: inputs}
@@ -191,20 +242,42 @@ def _named(value, names: list[str]) -> bool:
     return isinstance(value, dict) and set(value) != {"b64"} and bool(set(value) & set(names))
 
 
-def _json_value(array: np.ndarray, name: str):
+def _json_value(array: np.ndarray, name: str, numpy: bool):
     if array.dtype == object or array.dtype.kind in "SO":
         if name.endswith("_bytes"):
             return [{"b64": base64.b64encode(bytes(v)).decode()} for v in array]
         return [bytes(v).decode("utf-8", "replace") for v in array]
-    return array.tolist()
+    return np.ascontiguousarray(array) if numpy else array.tolist()
 
 
-def format_predict(outputs: dict[str, np.ndarray], layout: str) -> dict:
-    """Output tensors -> TF Serving's reply: {"predictions": [...]} or {"outputs": ...}."""
-    values = {name: _json_value(array, name) for name, array in outputs.items()}
+def format_predict(outputs: dict[str, np.ndarray], layout: str, numpy: bool = False) -> dict:
+    """Output tensors -> TF Serving's reply: {"predictions": [...]} or {"outputs": ...}.
+
+    With `numpy`, numbers stay in their arrays (for orjson); else they are Python lists.
+    """
+    values = {name: _json_value(array, name, numpy) for name, array in outputs.items()}
     if layout == "columnar":
         return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
     if len(values) == 1:
         return {"predictions": next(iter(values.values()))}
     count = len(next(iter(values.values())))
     return {"predictions": [{name: v[i] for name, v in values.items()} for i in range(count)]}
+
+
+def render_predict(outputs: dict[str, np.ndarray], layout: str) -> bytes:
+    """TF Serving's reply as JSON bytes.
+
+    orjson writes it from the arrays: 64 float images of 64 x 64 take ~50 ms, against
+    ~1.5 s through Python lists and `json`, time in which the GIL is held and every
+    other request waits. Inputs far outside the model's [-1, 1] overflow it; TF Serving
+    answers those with the non-standard tokens `NaN`, `Infinity`, `-Infinity` ("JSON
+    conformance" in its REST API docs), which Python's and most JSON readers accept.
+    orjson would write null for them, so such replies are written by `json`.
+    """
+    if all(np.isfinite(a).all() for a in outputs.values() if a.dtype.kind == "f"):
+        try:
+            return orjson.dumps(format_predict(outputs, layout, numpy=True), option=orjson.OPT_SERIALIZE_NUMPY)
+        except orjson.JSONEncodeError:  # a dtype orjson does not write
+            pass
+    reply = format_predict(outputs, layout)
+    return json.dumps(reply, ensure_ascii=False, allow_nan=True, separators=(",", ":")).encode()

@@ -4,7 +4,8 @@ One module per concern: `schedule` (run length, learning rate), `optimizer` (Ada
 TensorFlow's fused kernel), `state` (networks, optimisers, counters, checkpoint and
 the step), `distribute` (the tf.distribute strategy, who is chief, each replica's
 share of the data), `workdir` (which config a rerun uses), `samples` and `progress`
-(what a run shows), and `loop` (`train`, the only part that writes files).
+(what a run shows), `pacing` (how long each call runs, how fast the steps ran), and
+`loop` (`train`, the only part that writes files).
 """
 
 from pix2pix_tf.train.loop import NonFiniteLossError, TrainResult, train

@@ -8,7 +8,6 @@ import json
 import math
 import shutil
 import tempfile
-import time
 import zlib
 from pathlib import Path
 
@@ -31,16 +30,12 @@ from pix2pix_tf.errors import Pix2PixError, is_disk_full, short_message
 from pix2pix_tf.models import generate
 from pix2pix_tf.precision import resolve as resolve_precision
 from pix2pix_tf.train.distribute import Agreement, check_batch, distributed_stream, make_strategy, role_of
+from pix2pix_tf.train.pacing import MAX_STEPS_PER_CALL, TARGET_CALL_SECONDS, Pacer  # noqa: F401 (benchmarks' import)
 from pix2pix_tf.train.progress import CtrlC, Progress
 from pix2pix_tf.train.samples import grid, sample_pairs
 from pix2pix_tf.train.schedule import resolve_schedule
 from pix2pix_tf.train.state import Pix2Pix
 
-# With steps_per_call unset, calls are sized to last about this long: long enough that
-# the per-call host work (a Python round trip, reading the losses) is a small share,
-# short enough that progress, Ctrl-C and a time budget are noticed promptly.
-TARGET_CALL_SECONDS = 0.2
-MAX_STEPS_PER_CALL = 100
 # How a collective fails when a worker of a multi-worker run has stopped.
 _PEER_FAILURES = (
     tf.errors.UnavailableError,
@@ -149,7 +144,7 @@ def train(
         workdir: output directory for config.json, checkpoints/, logs/ and samples/.
         run_eagerly: run the steps without tf.function.
         pairs: already validated training pairs (skips the scan).
-        deadline: a `time.monotonic()` time at which to stop early (with a
+        deadline: a `pacing.clock()` time at which to stop early (with a
             checkpoint, as at the end), e.g. for a time budget.
         strategy: the devices to train on; None builds `config.train.strategy`
             (which must then happen before anything else uses TensorFlow).
@@ -240,29 +235,18 @@ def train(
         saved_step = step
 
     logs, sample_path, step = {}, None, start
-    last_time, last_step = time.perf_counter(), start
-    first_call_done = last_call_done = None
-    writing = 0.0  # seconds spent writing logs, samples and checkpoints after the first call
-    writing_timed = 0.0  # the part of it before the last call ended (inside the timed span)
-    per_call = t.steps_per_call or 1
+    pacer = Pacer(t.steps_per_call)
+    last_time, last_step = pacer.now(), start
     out_of_time = False
     ctrl_c = CtrlC()
     try:
         while step < schedule.total_steps:
-            n = _steps_this_call(step, schedule.total_steps, per_call, config)
-            call_start = time.perf_counter()
+            n = _steps_this_call(step, schedule.total_steps, pacer.per_call, config)
+            pacer.call_started()
             losses, finite = model.train_steps(iterator, tf.constant(n, tf.int64))
             first, step = step + 1, int(model.step.numpy())  # waits for the call to finish
+            pacer.call_done(n, step)
             logs = {k: float(v) for k, v in losses.items()}
-            # Step times only: samples, logs and checkpoints are left out of the speed.
-            last_call_done = time.perf_counter()
-            writing_timed = writing
-            if first_call_done is None:
-                first_call_done, first_timed_step = last_call_done, step
-            elif t.steps_per_call is None:  # size the next call from this one (the first one traced)
-                per_call = min(
-                    MAX_STEPS_PER_CALL, max(1, round(n * TARGET_CALL_SECONDS / (last_call_done - call_start)))
-                )
             if not bool(finite):
                 bad = [k for k, v in logs.items() if not math.isfinite(v)] or ["a loss"]
                 where = f"step {step}" if n == 1 else f"steps {first}-{step}"
@@ -271,27 +255,25 @@ def train(
                     f"The last good checkpoint is {last_good or 'none (none was saved yet)'} in "
                     f"{workdir}. Lower the learning rate or check the data."
                 )
-            now = time.perf_counter()
+            now = pacer.now()
             images_per_s = (step - last_step) * config.data.batch_size / max(now - last_time, 1e-9)
             progress.update(step, logs, images_per_s)
-            writing_start = time.perf_counter()
-            if step % t.log_every == 0 or step == schedule.total_steps:
-                with writer.as_default(step=step):
-                    for key, value in logs.items():
-                        tf.summary.scalar(key, value)
-                    tf.summary.scalar("images_per_second", images_per_s)
-                last_time, last_step = now, step
-            if role.is_chief and (step % t.sample_every == 0 or step == schedule.total_steps):
-                sample_path = _save_sample(model, sample_batch, workdir, step, writer)
-            if step % t.checkpoint_every == 0:
-                save(step)
-            # Left out of the speed; what follows the last call is outside the timed span anyway.
-            writing += time.perf_counter() - writing_start
-            late = deadline is not None and time.monotonic() >= deadline
+            with pacer.writing():  # left out of the speed
+                if step % t.log_every == 0 or step == schedule.total_steps:
+                    with writer.as_default(step=step):
+                        for key, value in logs.items():
+                            tf.summary.scalar(key, value)
+                        tf.summary.scalar("images_per_second", images_per_s)
+                    last_time, last_step = now, step
+                if role.is_chief and (step % t.sample_every == 0 or step == schedule.total_steps):
+                    sample_path = _save_sample(model, sample_batch, workdir, step, writer)
+                if step % t.checkpoint_every == 0:
+                    save(step)
+            late = deadline is not None and pacer.now() >= deadline
             # Workers stop together and run calls of one length (see Agreement): a
             # Ctrl-C or a deadline on any worker counts for all.
-            pressed, late, shortest = agreement.maximum(ctrl_c.pressed, late, -per_call)
-            per_call = -shortest
+            pressed, late, shortest = agreement.maximum(ctrl_c.pressed, late, -pacer.per_call)
+            pacer.per_call = -shortest
             if pressed or late:
                 ctrl_c.pressed, out_of_time = bool(pressed), bool(late) and not pressed
                 break
@@ -350,6 +332,4 @@ def train(
         print(f"time budget reached at step {step} of {schedule.total_steps}; checkpoint {last_good}")
     else:
         print(f"trained to step {step}; checkpoint {last_good}")
-    timed = step - first_timed_step if first_call_done is not None else 0
-    per_step = (last_call_done - first_call_done - writing_timed) / timed if timed > 0 else None
-    return TrainResult(workdir, start, step, logs, sample_path, per_step, interrupted=interrupted)
+    return TrainResult(workdir, start, step, logs, sample_path, pacer.seconds_per_step(step), interrupted=interrupted)

@@ -90,12 +90,14 @@ class Pix2Pix:
         Returns:
             The batch's mean losses and the learning rate, as float32 scalars.
         """
+        # Read before the update, which advances the schedule: the rate this step uses.
+        learning_rate = tf.identity(self.g_optimizer.learning_rate)
         losses = self.strategy.run(self._replica_step, args=(source, target))
         # Every replica has an equal share, so the mean of their means is the batch's
         # mean; stacked, the losses cross the replicas in one reduction.
         names = list(self._loss_names)
         mean = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
-        return {**dict(zip(names, tf.unstack(mean))), "learning_rate": self.g_optimizer.learning_rate}
+        return {**dict(zip(names, tf.unstack(mean))), "learning_rate": learning_rate}
 
     def _replica_step(self, source, target) -> tf.Tensor:
         """This replica's share of the step; returns its losses stacked in `_loss_names` order."""

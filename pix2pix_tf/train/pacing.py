@@ -1,0 +1,80 @@
+"""How many steps each of the trainer's calls runs, and how fast its steps ran: one object, one clock.
+
+Benchmarks import it rather than copy its rule; tests give it a fake clock, so the call
+sizes and the speed they check do not depend on the machine or its load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+# With steps_per_call unset, calls are sized to last about this long: long enough that
+# the per-call host work (a Python round trip, reading the losses) is a small share,
+# short enough that progress, Ctrl-C and a time budget are noticed promptly.
+TARGET_CALL_SECONDS = 0.2
+MAX_STEPS_PER_CALL = 100
+
+
+def clock() -> float:
+    """Seconds from a fixed origin: what call times and `train`'s deadline are measured in."""
+    return time.perf_counter()
+
+
+class Pacer:
+    """Sizes the trainer's calls and times its steps.
+
+    The first call (which traces the step) runs one step and is left out of the
+    speed; each later call is sized from the one before to about
+    `TARGET_CALL_SECONDS`. Writing logs, samples and checkpoints between calls is
+    left out of the speed too.
+
+    Args:
+        steps_per_call: a fixed call length, or None to size calls to the machine.
+        clock: seconds from a fixed origin (default: this module's `clock`, looked up
+            at each reading so that a test can replace it).
+    """
+
+    def __init__(self, steps_per_call: int | None = None, clock: Callable[[], float] | None = None):
+        self._clock = clock
+        self.fixed = steps_per_call
+        self.per_call = steps_per_call or 1  # the next call's length; workers may agree on a shorter one
+        self._call_start = None
+        self._first_done = self._last_done = None
+        self._first_step = 0
+        self._writing = 0.0  # seconds spent writing after the first call
+        self._writing_timed = 0.0  # the part of it before the last call ended (inside the timed span)
+
+    def now(self) -> float:
+        return (self._clock or clock)()
+
+    def call_started(self) -> None:
+        self._call_start = self.now()
+
+    def call_done(self, n: int, step: int) -> None:
+        """Records the end of a call of `n` steps that brought the run to `step`; sizes the next call."""
+        done = self.now()
+        self._last_done = done
+        self._writing_timed = self._writing
+        if self._first_done is None:
+            self._first_done, self._first_step = done, step
+        elif self.fixed is None:
+            took = max(done - self._call_start, 1e-9)
+            self.per_call = min(MAX_STEPS_PER_CALL, max(1, round(n * TARGET_CALL_SECONDS / took)))
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Times what the block writes (logs, samples, checkpoints) to leave it out of the speed."""
+        start = self.now()
+        try:
+            yield
+        finally:
+            self._writing += self.now() - start
+
+    def seconds_per_step(self, step: int) -> float | None:
+        """Of the steps after the first call up to `step`, without writing; None if there were none."""
+        timed = step - self._first_step if self._first_done is not None else 0
+        if timed <= 0:
+            return None
+        return (self._last_done - self._first_done - self._writing_timed) / timed
