@@ -55,6 +55,7 @@ def _train_worker(spec: dict) -> dict:
     import numpy as np
     import tensorflow as tf
 
+    from pix2pix_tf.artifacts import WorkDir
     from pix2pix_tf.config import Config
     from pix2pix_tf.train import distribute, train
 
@@ -75,7 +76,7 @@ def _train_worker(spec: dict) -> dict:
     if distribute.role_of(strategy).is_chief:  # only the chief's run.json is complete
         from pix2pix_tf.models import build_models
 
-        precision = json.loads((Path(spec["workdir"]) / "run.json").read_text())["precision"]["chosen"]
+        precision = WorkDir(spec["workdir"]).read_run_record()["precision"]["chosen"]
 
         g, d = build_models(config.replace(train={"precision": "float32"}), seed=0)
         # What is all-reduced: the trainable weights' gradients (not BN's moving statistics).

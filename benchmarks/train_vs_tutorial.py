@@ -61,7 +61,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pix2pix_tf.config import LOGS_DIR, Config, DataConfig, ModelConfig, TrainConfig  # noqa: E402
+from pix2pix_tf.artifacts import WorkDir  # noqa: E402
+from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from pix2pix_tf.data.files import find_pairs  # noqa: E402
 from pix2pix_tf.data.pipeline import train_dataset  # noqa: E402
 from pix2pix_tf.data.synthetic import synthesize  # noqa: E402
@@ -69,7 +70,7 @@ from pix2pix_tf.evaluate import evaluate  # noqa: E402
 from pix2pix_tf.inference import available_cores, load, load_generator  # noqa: E402
 from pix2pix_tf.precision import NATIVE_BF16_CPU_FLAGS, cpu_flags, cpu_model, resolve  # noqa: E402
 from pix2pix_tf.train import Pix2Pix, Schedule, train  # noqa: E402
-from pix2pix_tf.train.loop import MAX_STEPS_PER_CALL, TARGET_CALL_SECONDS  # noqa: E402
+from pix2pix_tf.train.pacing import Pacer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {
@@ -177,16 +178,13 @@ class Tutorial:
                 tf.summary.scalar("disc_loss", d_loss)
         return g_loss
 
-    def save_sample(self, examples, folder: Path, step: int) -> None:
+    def save_sample(self, examples, workdir: WorkDir, step: int) -> None:
         """The tutorial's `generate_images` (G with training=True), written as the trainer writes its samples."""
         inp, tar = examples
         out = tf.cast(self.generator(inp, training=True), tf.float32)
         rows = tf.concat([tf.concat(tf.unstack(images), axis=0) for images in (inp, out, tar)], axis=1)
         image = tf.cast(tf.round(tf.clip_by_value((rows + 1) * 127.5, 0, 255)), tf.uint8)
-        png = tf.io.encode_png(image).numpy()
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"step_{step:07d}.png").write_bytes(png)
-        (folder / "latest.png").write_bytes(png)
+        workdir.save_sample(tf.io.encode_png(image).numpy(), step)
         with self.writer.as_default(step=step):
             tf.summary.image("input | output | target", image[None], max_outputs=1)
 
@@ -335,22 +333,16 @@ def _default_vs_default(rows: list[dict], auto: str) -> dict | None:
 def _ours(size, batch, ngf, ndf, precision, x, y, steps) -> Contestant:
     model = Pix2Pix(_config(size, batch, ngf, ndf, precision), Schedule(100_000, 50_000, 1000, batch))
     iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
-    one = tf.constant(1, tf.int64)
-    for _ in range(2):
-        float(model.train_steps(iterator, one)[0]["g_total"])  # trace, warm up
-    start = time.perf_counter()
-    float(model.train_steps(iterator, one)[0]["g_total"])
-    # What the loop does by default: calls sized to about TARGET_CALL_SECONDS. This copies
-    # the trainer's sizing rule (sized once here, after every call there) because the
-    # trainer has no public object for it yet; keep the two in step until it does.
-    per_call = min(MAX_STEPS_PER_CALL, max(1, round(TARGET_CALL_SECONDS / (time.perf_counter() - start))))
+    # The trainer's own call sizing (its default): each call sized from the one before.
+    pacer = Pacer()
+    for _ in range(3):  # trace, warm up, then size the calls from a one-step call
+        pacer.call(model, iterator, stop=pacer.step + 1)
+    per_call = pacer.per_call  # the label's; the rounds' calls are sized as they go, as in the trainer
 
     def run(_round):
-        start, done = time.perf_counter(), 0
-        while done < steps:
-            n = min(per_call, steps - done)
-            losses, _ = model.train_steps(iterator, tf.constant(n, tf.int64))
-            done += n
+        start, stop = time.perf_counter(), pacer.step + steps
+        while pacer.step < stop:
+            losses, _ = pacer.call(model, iterator, stop=stop)
         float(losses["g_total"])
         return (time.perf_counter() - start) / steps
 
@@ -415,20 +407,20 @@ def _tutorial_loop(data: Path, spec: dict, precision: str, steps: int, work: Pat
     size, batch, total, t = spec["image_size"], spec["batch_size"], LOOP_WARMUP + steps, TrainConfig()
 
     def run(r):
-        folder = work / f"tutorial_{precision}_{r}"
-        tutorial = Tutorial(size, spec["ngf"], spec["ndf"], precision, str(folder / "logs"), t.log_every)
-        manager = tf.train.CheckpointManager(tutorial.checkpoint, str(folder / "checkpoints"), t.keep_checkpoints)
+        folder = WorkDir(work / f"tutorial_{precision}_{r}")  # laid out as the trainer's
+        tutorial = Tutorial(size, spec["ngf"], spec["ndf"], precision, str(folder.train_logs), t.log_every)
+        manager = tf.train.CheckpointManager(tutorial.checkpoint, str(folder.checkpoints), t.keep_checkpoints)
         examples = _tutorial_examples(data, size, 4)  # the trainer's sample grid has 4 rows too
         stream = iter(_tutorial_dataset(data, size, batch))
         for step in range(1, total + 1):  # numbered from 1, as the trainer counts
             inp, tar = next(stream)
             tutorial.step(inp, tar, tf.constant(step, tf.int64))
             if step % t.sample_every == 0:
-                tutorial.save_sample(examples, folder / "samples", step)
+                tutorial.save_sample(examples, folder, step)
             if step % t.checkpoint_every == 0:
                 manager.save(checkpoint_number=step)
         tutorial.writer.close()
-        return _seconds_per_step(folder / "logs", LOOP_WARMUP, total)
+        return _seconds_per_step(folder.logs, LOOP_WARMUP, total)
 
     return Contestant(f"tutorial loop, {precision}", precision, run)
 
@@ -443,7 +435,7 @@ def _ours_loop(data: Path, spec: dict, precision: str, steps: int, work: Path) -
         folder = work / f"ours_{precision}_{r}"
         with contextlib.redirect_stdout(io.StringIO()):
             own.append(train(config, data, folder).seconds_per_step)
-        return _seconds_per_step(folder / LOGS_DIR, LOOP_WARMUP, total)
+        return _seconds_per_step(WorkDir(folder).logs, LOOP_WARMUP, total)
 
     return Contestant(f"pix2pix_tf train(), {precision}", precision, run, own=own)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from pix2pix_tf.artifacts.workdir import WorkDir
 from pix2pix_tf.errors import Pix2PixError, short_message
 
 _NUMBER = re.compile(r"-(\d+)\.index$")
@@ -76,7 +77,7 @@ def restore_newest_readable(
             except Exception as e:  # a damaged file fails in TF's reader or in Python's
                 if _is_mismatch(e):
                     raise Pix2PixError(
-                        f"{path} does not fit the model that {Path(directory).parent / 'config.json'} describes "
+                        f"{path} does not fit the model that {WorkDir.holding(directory).config} describes "
                         f"({short_message(e, 160)}); restore the model options there, or use a new --workdir"
                     ) from None
                 damaged.append(f"{Path(path).name} ({type(e).__name__}: {short_message(e, 120)})")

@@ -7,13 +7,12 @@ so a trained model reloads without repeating a single flag.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from pathlib import Path
 
 from pix2pix_tf.errors import Pix2PixError
 
 DIRECTIONS = ("AtoB", "BtoA")
+CHANNELS = (1, 3)  # grayscale or RGB
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width_and_crop", "none")
 NORMS = ("batch", "syncbatch", "instance", "none")  # syncbatch: batch statistics over all replicas
 GENERATORS = ("unet", "encoder-decoder")
@@ -22,19 +21,6 @@ GAN_LOSSES = ("vanilla", "lsgan")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")  # auto: see pix2pix_tf.precision
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")  # see pix2pix_tf.train.distribute
 TFLITE_VARIANTS = ("float32", "float16", "int8", "dynamic")
-# The layout of a training work dir, known here only.
-CONFIG_FILE = "config.json"  # the resolved config, in every work dir and export
-CHECKPOINT_DIR = "checkpoints"
-RUN_FILE = "run.json"  # the dataset and the last losses of the latest run
-LOGS_DIR = "logs"  # TensorBoard
-SAMPLES_DIR = "samples"
-EVAL_DIR = "eval"  # evaluate's results, one folder per split and step
-WORKDIR_ENTRIES = (CONFIG_FILE, CHECKPOINT_DIR, RUN_FILE, LOGS_DIR, SAMPLES_DIR, EVAL_DIR)
-
-
-def eval_dir(workdir: str | Path, split: str, step: int) -> Path:
-    """Where `evaluate` puts its results for `split` at `step` by default (and export looks for them)."""
-    return Path(workdir) / EVAL_DIR / f"{split}_step{step}"
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -68,33 +54,69 @@ def _check_range(name: str, value, low: float, high: float = math.inf, *, low_op
         raise Pix2PixError(f"{name} must be a number in {interval}; got {value!r}")
 
 
+def option(
+    default,
+    help: str,
+    *,
+    flag: str | None = None,
+    choices: tuple = (),
+    unset: str | None = None,
+    group: str | None = None,
+    instead_of: str | None = None,
+):
+    """Declares a config field together with its command-line flag (built by `pix2pix_tf.cli.options`).
+
+    Args:
+        default: the field's default; the flag's help shows it.
+        help: what the option does, without its default.
+        flag: the flag's name where it is not the field's (`lr` for learning_rate). A boolean
+            flag sets the opposite of the default, so an option that is on by default is
+            named for turning it off (`no_flip` for flip).
+        choices: the values the flag accepts (`__post_init__` checks them too).
+        unset: what a default of None means, shown in the help as the default.
+        group: the heading the flag is listed under in the help, where not its config section's.
+        instead_of: an earlier field this one is the alternative to: the command line takes one
+            of the two, and giving one clears the other in a saved config.
+
+    Returns:
+        A `dataclasses.field` carrying these in its metadata.
+    """
+    if default is None and unset is None:
+        raise ValueError(f"an option with no default needs `unset` to say what that means ({help!r})")
+    metadata = {
+        "help": help,
+        "flag": flag,
+        "choices": choices,
+        "unset": unset,
+        "group": group,
+        "instead_of": instead_of,
+    }
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """How image files become (input, target) batches.
+    """How image files become (input, target) batches."""
 
-    Attributes:
-        image_size: side of the square crop fed to the networks (multiple of 32).
-        load_size: side the image is resized to before the random crop; `None`
-            resolves to image_size * 286 / 256 (286 for 256, as in the paper).
-        channels: 3 (RGB) or 1 (grayscale); other channel counts are converted.
-        direction: "AtoB" translates the left/A image into the right/B image.
-        preprocess: one of PREPROCESS_MODES (the reference repo's modes).
-        flip: random horizontal mirror at train time.
-        batch_size: images per step (the paper uses 1 for most experiments); the
-            global batch when training on several replicas, each taking an equal share.
-        cache: keep decoded, resized images in memory after the first pass.
-        skip_bad: skip unreadable or malformed files instead of failing.
-    """
-
-    image_size: int = 256
-    load_size: int | None = None
-    channels: int = 3
-    direction: str = "AtoB"
-    preprocess: str = "resize_and_crop"
-    flip: bool = True
-    batch_size: int = 1
-    cache: bool = False
-    skip_bad: bool = False
+    image_size: int = option(256, "side of the square crop fed to the networks, a multiple of 32")
+    load_size: int | None = option(
+        None, "side the image is resized to before the random crop", unset="image size * 286 / 256, 286 for 256"
+    )
+    channels: int = option(
+        3, "1 (grayscale) or 3 (RGB); images with other channel counts are converted", choices=CHANNELS
+    )
+    direction: str = option("AtoB", "AtoB translates the left/A image into the right/B image", choices=DIRECTIONS)
+    preprocess: str = option(
+        "resize_and_crop",
+        "how training images are resized and cropped, as in the reference repo",
+        choices=PREPROCESS_MODES,
+    )
+    flip: bool = option(True, "no random mirroring", flag="no_flip")
+    batch_size: int = option(
+        1, "images per step, the global batch on several replicas (split evenly); the paper uses 1 for most experiments"
+    )
+    cache: bool = option(False, "keep decoded, resized images in memory after the first pass")
+    skip_bad: bool = option(False, "skip unreadable or malformed files instead of failing")
 
     def __post_init__(self):
         _check_whole("image_size", self.image_size, 32)
@@ -104,7 +126,7 @@ class DataConfig:
             raise Pix2PixError(f"image_size must be a multiple of 32 and at least 32; got {self.image_size}")
         if self.resize_to < self.image_size:
             raise Pix2PixError(f"load_size ({self.resize_to}) must be >= image_size ({self.image_size})")
-        if self.channels not in (1, 3):
+        if self.channels not in CHANNELS:
             raise Pix2PixError(f"channels must be 1 or 3; got {self.channels}")
         _check_choice("direction", self.direction, DIRECTIONS)
         _check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
@@ -124,13 +146,19 @@ class DataConfig:
 class ModelConfig:
     """Generator and discriminator architecture (paper appendix defaults)."""
 
-    generator: str = "unet"  # "encoder-decoder" is the paper's no-skip baseline
-    ngf: int = 64
-    ndf: int = 64
-    norm: str = "batch"
-    dropout: float = 0.5  # the generator's only noise source (paper, sec. 3.1)
-    d_receptive_field: int = 70
-    conditional: bool = True  # D sees the input image as well as the target
+    generator: str = option(
+        "unet", "encoder-decoder: the paper's baseline without skip connections", choices=GENERATORS
+    )
+    ngf: int = option(64, "generator filters in the first layer")
+    ndf: int = option(64, "discriminator filters in the first layer")
+    norm: str = option(
+        "batch", "syncbatch: batch statistics over all replicas, for small per-replica batches", choices=NORMS
+    )
+    dropout: float = option(0.5, "the generator's dropout rate, its only noise source as in the paper, sec. 3.1")
+    d_receptive_field: int = option(
+        70, "the discriminator's receptive field in pixels: 1 is a PixelGAN, 286 an ImageGAN", choices=RECEPTIVE_FIELDS
+    )
+    conditional: bool = option(True, "D does not see the input", flag="unconditional")
 
     def __post_init__(self):
         _check_choice("generator", self.generator, GENERATORS)
@@ -151,25 +179,42 @@ class TrainConfig:
     `None` decays over the second half.
     """
 
-    gan_loss: str = "vanilla"
-    lambda_l1: float = 100.0
-    use_gan: bool = True
-    use_l1: bool = True
-    learning_rate: float = 2e-4
-    beta_1: float = 0.5
-    steps: int | None = None
-    epochs: int | None = None
-    decay_steps: int | None = None
-    decay_epochs: int | None = None
-    precision: str = "auto"  # resolved per machine when training starts; config.json records the choice
-    seed: int = 0
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    sample_every: int = 200
-    log_every: int = 10
-    steps_per_call: int | None = None  # steps per tf.function call; None sizes calls to ~0.2 s on this machine
-    # The tf.distribute strategy; data.batch_size is the global batch, split over its replicas.
-    strategy: str = "auto"
+    gan_loss: str = option("vanilla", "vanilla: the paper's cross-entropy; lsgan: least squares", choices=GAN_LOSSES)
+    lambda_l1: float = option(100.0, "weight of the L1 term")
+    use_gan: bool = option(True, "L1 only", flag="no_gan")
+    use_l1: bool = option(True, "GAN term only", flag="no_l1")
+    learning_rate: float = option(2e-4, "Adam's learning rate", flag="lr")
+    beta_1: float = option(0.5, "Adam's beta_1")
+    steps: int | None = option(None, "total steps, not additional", unset="from the epochs")
+    # The default length lives in train.schedule (DEFAULT_EPOCHS); a test checks this help against it.
+    epochs: int | None = option(None, "total epochs, not additional", unset="200", instead_of="steps")
+    decay_steps: int | None = option(None, "linear learning-rate decay over the last N steps", unset="half the run")
+    decay_epochs: int | None = option(
+        None, "linear learning-rate decay over the last N epochs", unset="half the run", instead_of="decay_steps"
+    )
+    precision: str = option(
+        "auto",
+        "auto: bfloat16 on TPUs and CPUs with native bfloat16, float16 on tensor-core GPUs, else float32; "
+        "resolved when training starts and saved in config.json",
+        choices=PRECISIONS,
+    )
+    seed: int = option(0, "seed of the initial weights and of the training stream")
+    checkpoint_every: int = option(500, "steps between checkpoints", group="bookkeeping")
+    keep_checkpoints: int = option(3, "how many of the newest checkpoints to keep", group="bookkeeping")
+    sample_every: int = option(200, "steps between sample grids", group="bookkeeping")
+    log_every: int = option(10, "steps between progress lines and TensorBoard scalars", group="bookkeeping")
+    steps_per_call: int | None = option(
+        None, "train steps per tf.function call", unset="sized to ~0.2 s per call on this machine", group="bookkeeping"
+    )
+    strategy: str = option(
+        "auto",
+        "auto: the TF_CONFIG cluster if it lists several workers, else all GPUs if there are "
+        "several and the batch splits over them, else one device; mirrored: every local GPU; "
+        "multi_worker: the cluster in TF_CONFIG (run the same command on every worker, same --workdir); tpu. "
+        "--batch-size is the global batch (docs/distributed.md)",
+        choices=STRATEGIES,
+        group="devices",
+    )
 
     def __post_init__(self):
         _check_choice("gan_loss", self.gan_loss, GAN_LOSSES)
@@ -236,72 +281,30 @@ class Config:
 
 @dataclasses.dataclass(frozen=True)
 class Connections:
-    """How many connections `pix2pix-tf serve` holds and how long each may take (serve/connections.py).
+    """How many connections `pix2pix-tf serve` holds and how long each may take (serve/connections.py)."""
 
-    Attributes:
-        limit_concurrency: open connections at most (uvicorn's `limit_concurrency`);
-            the next is answered 503 and closed at once.
-        backlog: connections the kernel queues before the server accepts them
-            (uvicorn's `backlog`).
-        timeout_keep_alive: seconds an idle connection stays open, a new one that has
-            sent nothing included (uvicorn's `timeout_keep_alive`).
-        header_timeout: seconds for a request's line and headers to arrive, from the
-            connection or the previous response; then the connection is closed.
-        body_timeout: seconds for a request's whole body to arrive; then 408.
-    """
-
-    limit_concurrency: int = 64  # 64 clients each sending a 32 MB body already hold 2 GB
-    backlog: int = 256
-    timeout_keep_alive: float = 5.0  # uvicorn's default
-    header_timeout: float = 10.0
-    body_timeout: float = 60.0  # a 32 MB body at 0.5 MB/s
+    # 64 clients each sending a 32 MB body already hold 2 GB.
+    limit_concurrency: int = option(
+        64, "open connections at most; the next gets 503 at once (uvicorn's limit_concurrency)"
+    )
+    backlog: int = option(256, "connections the kernel queues before they are accepted (uvicorn's backlog)")
+    timeout_keep_alive: float = option(  # 5 s is uvicorn's default
+        5.0,
+        "seconds an idle connection stays open, a new one that has sent nothing included "
+        "(uvicorn's timeout_keep_alive)",
+    )
+    header_timeout: float = option(
+        10.0,
+        "seconds for a request's line and headers to arrive, from the connection or the previous response; "
+        "then the connection is closed",
+    )
+    body_timeout: float = option(60.0, "seconds for a request's body to arrive; then 408")  # a 32 MB body at 0.5 MB/s
 
     def __post_init__(self):
         _check_whole("limit_concurrency", self.limit_concurrency, 1)
         _check_whole("backlog", self.backlog, 1)
         for name in ("timeout_keep_alive", "header_timeout", "body_timeout"):
             _check_range(name, getattr(self, name), 0, low_open=True)
-
-
-def write_json(path: str | Path, data) -> None:
-    """Writes `data` as JSON; the file is replaced whole, never left half-written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def read_json(path: str | Path, what: str) -> dict:
-    """Reads a JSON object, or raises a Pix2PixError naming the file and `what` it should be."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise Pix2PixError(f"{path} not found: expected {what}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise Pix2PixError(f"{path} is damaged: expected {what}, found invalid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise Pix2PixError(f"{path}: expected {what} (a JSON object), found {type(data).__name__}")
-    return data
-
-
-def save_config(config: Config, path: str | Path) -> None:
-    """Writes `config` as JSON; the file is replaced whole, never left half-written."""
-    write_json(path, config.to_dict())
-
-
-def load_config(path: str | Path) -> Config:
-    """Reads a config.json written by training or export; any problem is a Pix2PixError naming the file."""
-    data = read_json(path, "the config.json written by training")
-    try:
-        return Config.from_dict(data)
-    except TypeError as e:
-        raise Pix2PixError(f"{path} is not a valid pix2pix_tf config: {e}") from None
-    except Pix2PixError as e:
-        raise Pix2PixError(f"{path}: {e}") from None
 
 
 # Paper settings per dataset (paper sec. 4 and appendix 6.3; reference repo scripts).

@@ -11,19 +11,12 @@ from pathlib import Path
 
 import keras
 
+from pix2pix_tf.artifacts.demodir import DemoDir
+from pix2pix_tf.artifacts.evaldir import EvalDir
+from pix2pix_tf.artifacts.files import read_json, write_json
+from pix2pix_tf.artifacts.workdir import resolve_config
 from pix2pix_tf.checkpoints import checkpoint_step
-from pix2pix_tf.config import (
-    CHECKPOINT_DIR,
-    LOGS_DIR,
-    SAMPLES_DIR,
-    Config,
-    DataConfig,
-    ModelConfig,
-    TrainConfig,
-    eval_dir,
-    read_json,
-    write_json,
-)
+from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
 from pix2pix_tf.data.files import find_pairs
 from pix2pix_tf.data.synthetic import synthesize
 from pix2pix_tf.errors import Pix2PixError
@@ -31,7 +24,7 @@ from pix2pix_tf.evaluate import evaluate
 from pix2pix_tf.export import export
 from pix2pix_tf.inference import load_generator
 from pix2pix_tf.models import generator_for
-from pix2pix_tf.train import TrainResult, pacing, resolve_config, train
+from pix2pix_tf.train import TrainResult, pacing, train
 
 # 64 px, a quarter-width generator (2.2 M parameters, so the exported SavedModel and
 # TFLite models ship in saved_models/ within 25 MB) and a half-width discriminator.
@@ -43,7 +36,6 @@ DEMO_CONFIG = Config(
 )
 DEMO_PAIRS = 400
 CALIBRATION_STEPS = 30
-DEMO_RECORD = "demo.json"  # the run length fixed by the first run's calibration
 
 
 def run_demo(workdir: str | Path = "runs/demo", minutes: float = 5.0, seed: int = 0, steps: int | None = None) -> dict:
@@ -63,10 +55,11 @@ def run_demo(workdir: str | Path = "runs/demo", minutes: float = 5.0, seed: int 
     Returns:
         {"step0": metrics, "trained": metrics, "steps": n, "paths": {...}}.
     """
-    workdir = Path(workdir)
+    demo = DemoDir(workdir)
     if not (minutes > 0 and minutes < 60 * 24 * 365):
         raise Pix2PixError(f"--minutes must be a positive number of minutes; got {minutes}")
-    data_dir, run_dir, record = workdir / "data", workdir / "run", workdir / DEMO_RECORD
+    data_dir, run, record = demo.data, demo.run, demo.record
+    run_dir = run.root
     if not (data_dir / "test").is_dir():
         synthesize("facades", data_dir, count=DEMO_PAIRS, size=DEMO_CONFIG.data.image_size, seed=seed)
     base = DEMO_CONFIG.replace(train={"seed": seed})
@@ -76,7 +69,7 @@ def run_demo(workdir: str | Path = "runs/demo", minutes: float = 5.0, seed: int 
 
     keras.utils.set_random_seed(seed)  # the same initial weights as the training run
     untrained = generator_for(config, seed=seed, precision="float32")
-    step0 = evaluate(untrained, config, data_dir, "test", workdir / "eval_step0", title="demo at step 0")
+    step0 = evaluate(untrained, config, data_dir, "test", demo.untrained_results, title="demo at step 0")
 
     deadline = pacing.clock() + minutes * 60
     if steps is None and record.exists():
@@ -86,7 +79,7 @@ def run_demo(workdir: str | Path = "runs/demo", minutes: float = 5.0, seed: int 
         # speed on a few steps from wherever the run is, then fill the budget.
         # The probe's steps are the run's first: they train at the rate of the real schedule's
         # constant phase (no decay), not on a schedule of their own that decays to zero.
-        probe_steps = checkpoint_step(run_dir / CHECKPOINT_DIR) + CALIBRATION_STEPS
+        probe_steps = checkpoint_step(run.checkpoints) + CALIBRATION_STEPS
         probe_config = config.replace(train={"steps": probe_steps, "decay_steps": 0, "decay_epochs": None})
         probe = _stop_if_interrupted(train(probe_config, data_dir, run_dir, pairs=pairs, deadline=deadline))
         steps = probe.step
@@ -100,19 +93,19 @@ def run_demo(workdir: str | Path = "runs/demo", minutes: float = 5.0, seed: int 
 
     generator, config, step = load_generator(run_dir)
     # Inside the run dir, where export's model card looks for an evaluation of the exported step.
-    results = eval_dir(run_dir, "test", step)
+    results = run.evaluation("test", step)
     trained = evaluate(generator, config, data_dir, "test", results, title=f"demo at step {step}")
-    export(run_dir, workdir / "export", data_dir=data_dir)
+    export(run_dir, demo.export.root, data_dir=data_dir)
     paths = {
-        "sample grid": str(result.sample_path or run_dir / SAMPLES_DIR / "latest.png"),
-        "tensorboard": f"tensorboard --logdir {run_dir / LOGS_DIR}",
-        "results page": str(results / "index.html"),
-        "exported models": f"{workdir / 'export'} (SavedModel, TFLite; report.md)",
-        "serve it": f"pix2pix-tf serve {workdir / 'export'}",
+        "sample grid": str(result.sample_path or run.latest_sample),
+        "tensorboard": f"tensorboard --logdir {run.logs}",
+        "results page": str(EvalDir(results).page),
+        "exported models": f"{demo.export.root} (SavedModel, TFLite; {demo.export.report_text.name})",
+        "serve it": f"pix2pix-tf serve {demo.export.root}",
         "work dir": str(run_dir),
     }
     summary = {"steps": step, "step0": step0["mean"], "trained": trained["mean"], "paths": paths}
-    write_json(workdir / "summary.json", summary)
+    write_json(demo.summary, summary)
     print(f"\nfacades labels -> photo, {trained['count']} test images, 64 px:")
     print(f"  {'':10}{'L1':>8}{'PSNR dB':>9}{'SSIM':>8}")
     for name, m in (("step 0", step0["mean"]), (f"step {step}", trained["mean"])):

@@ -10,13 +10,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.config import Config, write_json
+from pix2pix_tf.artifacts.evaldir import MARKER, EvalDir
+from pix2pix_tf.artifacts.files import staged_output, write_json
+from pix2pix_tf.config import Config
 from pix2pix_tf.data.files import find_pairs
 from pix2pix_tf.data.pipeline import eval_dataset, to_uint8
 from pix2pix_tf.models import generate
-from pix2pix_tf.outputs import staged_output
-
-EVAL_MARKER = ".pix2pix_tf_eval"  # in every results folder evaluate wrote
 
 
 def image_metrics(output: np.ndarray, target: np.ndarray) -> dict[str, float]:
@@ -50,7 +49,7 @@ def evaluate(
         config: its configuration (image size, channels, direction).
         data_dir: dataset directory.
         split: split to evaluate.
-        out_dir: if given, writes metrics.json, index.html and images/ there.
+        out_dir: if given, writes the results there (metrics, page and images; see `EvalDir`).
         stochastic: the paper's test mode (dropout on, batch statistics) instead of the
             deterministic one; each image is translated on its own, as `predict` does.
         title: heading of the results page.
@@ -66,16 +65,17 @@ def evaluate(
         staged_output(
             Path(out_dir),
             "the evaluation",
-            marker=EVAL_MARKER,
+            marker=MARKER,
             made_by="pix2pix-tf evaluate",
-            accept=lambda folder: (folder / "metrics.json").is_file() and (folder / "index.html").is_file(),
+            accept=lambda folder: EvalDir(folder).written_before_markers(),
         )
         if out_dir
         else contextlib.nullcontext(None)
     )
-    with staged as stage:
+    with staged as folder:
+        stage = EvalDir(folder) if folder else None
         if stage:
-            (stage / "images").mkdir()
+            stage.images.mkdir()
         # The stochastic mode normalises with the statistics of the batch it is given: one
         # image at a time, as predict --stochastic and the paper's test mode run it, so
         # an image's score does not depend on which images share its batch.
@@ -86,7 +86,7 @@ def evaluate(
                 rows.append({"name": name, **image_metrics(output[i], target[i])})
                 if stage:
                     for kind, image in (("input", source[i]), ("output", output[i]), ("target", target[i])):
-                        (stage / "images" / f"{name}_{kind}.png").write_bytes(tf.io.encode_png(image).numpy())
+                        stage.image(name, kind).write_bytes(tf.io.encode_png(image).numpy())
         result = {
             "split": split,
             "count": len(rows),
@@ -97,22 +97,23 @@ def evaluate(
             "capped at 100 for identical images in the mean); ssim with an 11x11 Gaussian window",
         }
         if stage:
-            write_json(stage / "metrics.json", result)
+            write_json(stage.metrics, result)
             _write_index(stage, result, title or f"pix2pix_tf results: {split}")
     return result
 
 
-def _write_index(out_dir: Path, result: dict, title: str) -> None:
+def _write_index(out_dir: EvalDir, result: dict, title: str) -> None:
     mean = result["mean"]
     rows = "\n".join(
         f"<tr><td>{html.escape(r['name'])}</td>"
         + "".join(
-            f'<td><img src="images/{html.escape(r["name"])}_{k}.png"></td>' for k in ("input", "output", "target")
+            f'<td><img src="{html.escape(EvalDir.image_link(r["name"], kind))}"></td>'
+            for kind in ("input", "output", "target")
         )
         + f"<td>{r['l1']:.4f}</td><td>{r['psnr']:.2f}</td><td>{r['ssim']:.4f}</td></tr>"
         for r in result["images"]
     )
-    (out_dir / "index.html").write_text(f"""<!doctype html>
+    out_dir.page.write_text(f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif}} img{{width:192px;image-rendering:pixelated}} td{{padding:4px}}</style>
 </head><body><h1>{html.escape(title)}</h1>

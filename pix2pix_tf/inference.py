@@ -2,9 +2,9 @@
 
 `load(path)` (and, for training code that needs the Keras model itself,
 `load_generator`) is how the package gets a trained model: `predict`, `evaluate`,
-export and the notebooks go through it. It takes a training
-work dir (config.json + checkpoints), an export dir, a SavedModel dir or a .tflite
-file and returns a `Translator`, which maps images of any size to images of the
+export and the notebooks go through it. It takes whatever `artifacts.open_model`
+recognises (a training work dir, an export dir, a SavedModel dir or a .tflite
+file) and returns a `Translator`, which maps images of any size to images of the
 same size in one of two ways:
 
 * at the model size (default): resize to S x S, translate, resize back, which is
@@ -28,17 +28,16 @@ import numpy as np
 import tensorflow as tf
 from PIL import ImageOps
 
+from pix2pix_tf.artifacts.files import write_file
+from pix2pix_tf.artifacts.model_path import open_model
 from pix2pix_tf.checkpoints import restore_newest_readable
-from pix2pix_tf.config import CHECKPOINT_DIR, CONFIG_FILE, Config, load_config
+from pix2pix_tf.config import Config
 from pix2pix_tf.data.images import IMAGE_EXTENSIONS, list_images, read_image
 from pix2pix_tf.data.pipeline import image_to_model, to_uint8
 from pix2pix_tf.errors import Pix2PixError, short_message
 from pix2pix_tf.models import any_size, generate, generator_for, unet_depth
-from pix2pix_tf.outputs import write_file
 from pix2pix_tf.runtime import quiet_native_output
-
-SAVED_MODEL_DIR = "saved_model"  # inside an export dir
-NATIVE_SIGNATURE = "serving_any_size"  # float32 (N, H, W, C), H and W multiples of 2^depth
+from pix2pix_tf.signatures import DEFAULT_SIGNATURE, NATIVE_SIGNATURE
 
 
 def load_generator(workdir: str | Path) -> tuple[keras.Model, Config, int]:
@@ -46,16 +45,17 @@ def load_generator(workdir: str | Path) -> tuple[keras.Model, Config, int]:
 
     Returns:
         (generator, config, step of the checkpoint).
+
+    Raises:
+        Pix2PixError: `workdir` is not a work dir, or holds no readable checkpoint.
     """
-    workdir = Path(workdir)
-    if not workdir.is_dir():
-        raise Pix2PixError(f"{workdir}: work dir not found")
-    config = load_config(workdir / CONFIG_FILE)
+    work = open_model(workdir, accept=("workdir",), refusal="not a training work dir").workdir
+    config = work.read_config()
     generator = generator_for(config, precision="float32")  # float32 weights whatever the training precision
     step = tf.Variable(0, dtype=tf.int64)
     checkpoint = tf.train.Checkpoint(generator=generator, step=step)
-    if restore_newest_readable(checkpoint, workdir / CHECKPOINT_DIR, partial=True) is None:
-        raise Pix2PixError(f"{workdir / CHECKPOINT_DIR}: no checkpoint found; train first")
+    if restore_newest_readable(checkpoint, work.checkpoints, partial=True) is None:
+        raise Pix2PixError(f"{work.checkpoints}: no checkpoint found; train first")
     return generator, config, int(step)
 
 
@@ -229,16 +229,26 @@ def _from_workdir(path: Path, stochastic: bool) -> Translator:
     )
 
 
-def _from_saved_model(path: Path) -> Translator:
+def load_saved_model(path: str | Path):
+    """Loads a SavedModel dir that has a `serving_default` signature (what `load` and `serve` accept).
+
+    Raises:
+        Pix2PixError: the folder is no readable SavedModel, or it lacks that signature.
+    """
     try:
         with quiet_native_output():
             loaded = tf.saved_model.load(str(path))
     except (OSError, ValueError, tf.errors.OpError) as e:
         raise Pix2PixError(f"{path}: not a readable SavedModel ({short_message(e)})") from None
-    signatures = loaded.signatures
-    if "serving_default" not in signatures:
-        raise Pix2PixError(f"{path}: expected a serving_default signature; found {sorted(signatures) or 'none'}")
-    serve = signatures["serving_default"]
+    if DEFAULT_SIGNATURE not in loaded.signatures:
+        found = sorted(loaded.signatures) or "none"
+        raise Pix2PixError(f"{path}: expected a {DEFAULT_SIGNATURE} signature; found {found}")
+    return loaded
+
+
+def _from_saved_model(path: Path) -> Translator:
+    signatures = load_saved_model(path).signatures
+    serve = signatures[DEFAULT_SIGNATURE]
     spec = serve.structured_input_signature[1]["input_image"]
 
     def run_any_size(x):
@@ -259,8 +269,6 @@ def _from_saved_model(path: Path) -> Translator:
 
 
 def _from_tflite(path: Path, num_threads: int | None) -> Translator:
-    if not path.is_file():
-        raise Pix2PixError(f"{path}: no such file")
     try:
         runner = TFLiteRunner(path, num_threads=num_threads)
     except (ValueError, RuntimeError) as e:  # the interpreter's "not a valid Flatbuffer", failed allocation
@@ -284,29 +292,16 @@ def load(path: str | Path, stochastic: bool = False, num_threads: int | None = N
     Raises:
         Pix2PixError: the path is missing or holds no readable model.
     """
-    path = Path(path)
-    if path.suffix == ".tflite":
-        kind = "tflite"
-    elif (path / CONFIG_FILE).is_file() and (path / CHECKPOINT_DIR).is_dir():
-        kind = "workdir"
-    elif (path / SAVED_MODEL_DIR / "saved_model.pb").is_file():
-        path, kind = path / SAVED_MODEL_DIR, "saved_model"
-    elif (path / "saved_model.pb").is_file():
-        kind = "saved_model"
-    elif not path.exists():
-        raise Pix2PixError(f"{path}: no such file or folder")
-    else:
+    model = open_model(path)
+    if stochastic and model.kind != "workdir":
         raise Pix2PixError(
-            f"{path}: not a model: expected a work dir (config.json + checkpoints/), an export dir, "
-            "a SavedModel dir (saved_model.pb) or a .tflite file"
+            f"{model.path}: stochastic mode needs a training work dir; exported models are deterministic"
         )
-    if stochastic and kind != "workdir":
-        raise Pix2PixError(f"{path}: stochastic mode needs a training work dir; exported models are deterministic")
-    if kind == "workdir":
-        return _from_workdir(path, stochastic)
-    if kind == "saved_model":
-        return _from_saved_model(path)
-    return _from_tflite(path, num_threads)
+    if model.kind == "workdir":
+        return _from_workdir(model.path, stochastic)
+    if model.kind == "tflite":
+        return _from_tflite(model.path, num_threads)
+    return _from_saved_model(model.saved_model.root)
 
 
 def input_files(path: str | Path) -> list[Path]:

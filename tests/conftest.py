@@ -32,6 +32,83 @@ def inverse_pairs(tmp_path):
     return tmp_path
 
 
+# One tiny trained model and one export of it for the whole session: the modules that
+# translate with, export or serve a trained model share them instead of each training
+# its own (training and exporting it took 77 s on 2 idle cores, 227 s on busy ones).
+# Ten times the paper's learning rate: in 60 steps the outputs get structure (a test
+# facade's output has a standard deviation of ~30 levels, not ~2 as after 20 steps at
+# 2e-4), so comparing artefacts' outputs can fail.
+TINY_STEPS = 60
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """32 px, ngf = ndf = 8, labels -> photo (BtoA), batch 2, 60 steps at lr 2e-3."""
+    from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
+
+    return Config(
+        data=DataConfig(image_size=32, batch_size=2, direction="BtoA"),
+        model=ModelConfig(ngf=8, ndf=8),
+        train=TrainConfig(steps=TINY_STEPS, learning_rate=2e-3, sample_every=100, log_every=100),
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory):
+    """The session's shared folder: data/ (tiny_data), work/ (trained_workdir), exp/ (tiny_export)."""
+    return tmp_path_factory.mktemp("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_root):
+    """Synthetic facades, 32 px, 20 pairs: 16 train, 2 val, 2 test (test/1.jpg, test/2.jpg). Read-only."""
+    from pix2pix_tf.data.synthetic import synthesize
+
+    synthesize("facades", tiny_root / "data", count=20, size=32)
+    return tiny_root / "data"
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(tiny_config, tiny_data, tiny_root):
+    """tiny_config trained on tiny_data: a work dir at step 60. Read-only: copy it to change it."""
+    from pix2pix_tf.train import train
+
+    train(tiny_config, tiny_data, tiny_root / "work")
+    return tiny_root / "work"
+
+
+@pytest.fixture(scope="session")
+def tiny_export_report(trained_workdir, tiny_root):
+    """The report of exporting trained_workdir (every TFLite variant, stochastic signature)."""
+    from pix2pix_tf.export import export
+
+    return export(trained_workdir, tiny_root / "exp", stochastic=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_export_report, tiny_root):
+    """The export folder of trained_workdir: SavedModel and the four TFLite variants. Read-only."""
+    return tiny_root / "exp"
+
+
+@pytest.fixture(scope="session")
+def facades(tmp_path_factory):
+    """Synthetic facades, 32 px, 12 pairs: 10 train, 1 val, 1 test. For tests that train themselves."""
+    from pix2pix_tf.data.synthetic import synthesize
+
+    out = tmp_path_factory.mktemp("facades32")
+    synthesize("facades", out, count=12, size=32, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def shipped_served():
+    """The shipped demo model loaded for serving, as `pix2pix-tf serve` with no model does. Read-only."""
+    from pix2pix_tf.serve import load_served_model
+
+    return load_served_model(None)
+
+
 class LiveServer:
     """`pix2pix-tf serve` in its own process on a free 127.0.0.1 port."""
 

@@ -23,12 +23,12 @@ class FakeClock:
         self.now += seconds
 
     def install(self, monkeypatch) -> FakeClock:
-        from pix2pix_tf.train import loop, pacing
+        from pix2pix_tf.train import pacing, startup
 
         clock = self
         monkeypatch.setattr(pacing, "clock", self)
 
-        class Timed(loop.Pix2Pix):
+        class Timed(startup.Pix2Pix):
             def __init__(self, *args, **kwargs):
                 super().__init__(*args, **kwargs)
                 run, calls = self.train_steps, []
@@ -43,5 +43,5 @@ class FakeClock:
 
                 self.train_steps = timed
 
-        monkeypatch.setattr(loop, "Pix2Pix", Timed)
+        monkeypatch.setattr(startup, "Pix2Pix", Timed)
         return self

@@ -131,13 +131,12 @@ def _raise(error):
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    """A 32 px synthetic dataset and a 2-step work dir trained on it."""
-    root = tmp_path_factory.mktemp("small_run")
-    data, work = root / "data", root / "work"
-    assert main(["data", "synth", "facades", "--out", str(data), "--count", "10", "--size", "32"]) == 0
-    assert main([*_small_train(data, work), "--steps", "2"]) == 0
-    return data, work
+def small_run(tiny_data, trained_workdir):
+    """The session's 32 px synthetic dataset and the work dir trained on it (tests/conftest.py).
+
+    Read-only: every case writes under its own tmp_path and fails before writing anything.
+    """
+    return tiny_data, trained_workdir
 
 
 def _small_train(data, work):
@@ -172,10 +171,8 @@ def _patch_logs(monkeypatch):
     monkeypatch.setattr(tf.summary, "scalar", _raise(_tf_no_space()))
 
 
-def _patch_train(name, where):
-    from pix2pix_tf.train import loop
-
-    return lambda monkeypatch: monkeypatch.setattr(loop, name, _raise(_no_space(where)))
+def _patch_train(target, where):
+    return lambda monkeypatch: monkeypatch.setattr(target, _raise(_no_space(where)))
 
 
 def _export(monkeypatch, tmp_path, data, work):
@@ -266,10 +263,10 @@ def _chained(monkeypatch, tmp_path, data, work):
     "case",
     [
         _train_with(_patch_checkpoint),
-        _train_with(_patch_train("save_config", "config.json")),
+        _train_with(_patch_train("pix2pix_tf.artifacts.workdir.WorkDir.write_config", "config.json")),
         _train_with(_patch_logs),
-        _train_with(_patch_train("_save_sample", "samples/step_0000002.png")),
-        _train_with(_patch_train("write_json", "run.json")),
+        _train_with(_patch_train("pix2pix_tf.train.jobs._save_sample", "samples/step_0000002.png")),
+        _train_with(_patch_train("pix2pix_tf.train.loop.write_json", "run.json")),
         _export,
         _evaluate,
         _predict,
@@ -309,14 +306,15 @@ def test_a_full_disk_is_one_line_and_exit_status_2_on_every_write_path(case, sma
     assert "unexpected" not in err[0]
 
 
-def test_evaluate_with_a_config_that_does_not_match_the_checkpoint(tmp_path):
+def test_evaluate_with_a_config_that_does_not_match_the_checkpoint(tiny_data, trained_workdir, tmp_path):
     import json
+    import shutil
 
-    data = tmp_path / "d"
-    assert main(["data", "synth", "facades", "--out", str(data), "--count", "6", "--size", "32"]) == 0
+    from conftest import TINY_STEPS
+
+    data = tiny_data
     work = tmp_path / "w"
-    train = ["train", "--data", str(data), "--workdir", str(work), "--image-size", "32", "--ngf", "8", "--ndf", "8"]
-    assert main([*train, "--steps", "1"]) == 0
+    shutil.copytree(trained_workdir, work)  # 32 px, ngf 8 (tests/conftest.py)
     config = json.loads((work / "config.json").read_text())
     config["model"]["ngf"] = 16  # edited by hand after training
     (work / "config.json").write_text(json.dumps(config))
@@ -325,7 +323,7 @@ def test_evaluate_with_a_config_that_does_not_match_the_checkpoint(tmp_path):
     assert result.returncode == 2
     err = result.stderr.strip().splitlines()
     assert len(err) == 1, result.stderr[:2000]
-    assert err[0].startswith(f"error: {work / 'checkpoints/ckpt-1'} does not fit the model that ")
+    assert err[0].startswith(f"error: {work / f'checkpoints/ckpt-{TINY_STEPS}'} does not fit the model that ")
     assert "shape (4, 4, 3, 8) when attempting to restore variable with shape (4, 4, 3, 16)" in err[0]
 
 
@@ -350,3 +348,124 @@ def test_debug_env_shows_the_traceback_in_a_real_process(tmp_path):
     (tmp_path / "train").mkdir()
     result = _run_cli("data", "show", str(tmp_path), "--out", str(tmp_path / "g.png"), env={"PIX2PIX_DEBUG": "1"})
     assert result.returncode != 0 and "Traceback" in result.stderr and "no images" in result.stderr
+
+
+def _command_parser(name):
+    """The argparse parser of one `pix2pix-tf` command, as `main` builds it."""
+    import argparse
+
+    from pix2pix_tf.cli import build_parser
+
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return commands.choices[name]
+
+
+def _default_text(value):
+    return f"(default {value:g})" if isinstance(value, float) else f"(default {value})"
+
+
+# Every flag `train` had before its flags were made from the config's fields; none may go.
+TRAIN_FLAGS_BEFORE = (
+    "--data --workdir --preset --image-size --load-size --channels --direction --preprocess --no-flip --batch-size "
+    "--cache --skip-bad --generator --ngf --ndf --norm --dropout --d-receptive-field --unconditional --gan-loss "
+    "--lambda-l1 --no-gan --no-l1 --lr --beta-1 --steps --epochs --decay-steps --decay-epochs --precision --seed "
+    "--checkpoint-every --keep-checkpoints --sample-every --log-every --steps-per-call --run-eagerly --strategy"
+).split()
+
+
+@pytest.mark.parametrize(
+    "command,section", [("train", "data"), ("train", "model"), ("train", "train"), ("serve", None)]
+)
+def test_every_config_field_is_a_flag_with_its_help_and_default(command, section):
+    import dataclasses
+
+    from pix2pix_tf.config import Config, Connections
+
+    section_cls = Connections if section is None else type(getattr(Config(), section))
+    actions = {action.dest: action for action in _command_parser(command)._actions}
+    for field in dataclasses.fields(section_cls):
+        action = actions[field.metadata["flag"] or field.name]
+        assert action.help.startswith(field.metadata["help"]), field.name
+        if isinstance(field.default, bool):
+            assert action.nargs == 0 and action.default is None, field.name  # a switch, None when not given
+        elif field.default is None:
+            assert action.help.endswith(f"(default: {field.metadata['unset']})"), field.name
+        else:
+            assert action.help.endswith(_default_text(field.default)), field.name
+        assert tuple(action.choices or ()) == field.metadata["choices"], field.name
+
+
+def test_train_keeps_every_flag_it_had():
+    options = {option for action in _command_parser("train")._actions for option in action.option_strings}
+    assert set(TRAIN_FLAGS_BEFORE) <= options
+
+
+def test_train_help_states_the_run_length_the_schedule_uses():
+    from pix2pix_tf.train import DEFAULT_EPOCHS
+
+    epochs = {action.dest: action for action in _command_parser("train")._actions}["epochs"]
+    assert epochs.help.endswith(f"(default: {DEFAULT_EPOCHS})")
+
+
+def test_only_the_options_given_override_a_preset_or_a_saved_config(tmp_path):
+    from pix2pix_tf.cli.options import overrides
+    from pix2pix_tf.cli.train import TRAIN_FLAGS
+    from pix2pix_tf.config import preset
+
+    def given(*argv):
+        args = _command_parser("train").parse_args(["--data", "d", "--workdir", "w", *argv])
+        return overrides(args, TRAIN_FLAGS)
+
+    assert given() == {"data": {}, "model": {}, "train": {}}
+    given_some = given("--no-flip", "--cache", "--unconditional", "--lr", "0.1", "--norm", "instance", "--epochs", "5")
+    assert given_some == {
+        "data": {"flip": False, "cache": True},
+        "model": {"conditional": False, "norm": "instance"},
+        "train": {"learning_rate": 0.1, "epochs": 5, "steps": None},  # a length given one way clears the other
+    }
+    assert given("--steps", "7", "--decay-epochs", "2")["train"] == {
+        "steps": 7,
+        "epochs": None,
+        "decay_epochs": 2,
+        "decay_steps": None,
+    }
+    shoes = preset("edges2shoes").replace(**given("--image-size", "64"))
+    assert (shoes.data.image_size, shoes.data.batch_size, shoes.data.flip, shoes.train.epochs) == (64, 4, False, 15)
+    with pytest.raises(SystemExit):
+        _command_parser("train").parse_args(["--data", "d", "--workdir", "w", "--steps", "1", "--epochs", "1"])
+
+
+def test_a_field_declared_with_option_becomes_a_flag(capsys):
+    import argparse
+    import dataclasses
+
+    from pix2pix_tf.cli.options import add_flags, config_flags, overrides
+    from pix2pix_tf.config import option
+
+    @dataclasses.dataclass(frozen=True)
+    class Extra:
+        rate: float = option(0.25, "a rate")
+        mode: str = option("a", "a mode", choices=("a", "b"), group="modes")
+        on: bool = option(True, "turn it off", flag="off")
+        count: int | None = option(None, "how many", unset="as many as there are")
+        share: float | None = option(None, "what share", unset="all", instead_of="count")
+
+    @dataclasses.dataclass(frozen=True)
+    class Sections:
+        extra: Extra = Extra()
+
+    flags = config_flags(Sections)
+    parser = argparse.ArgumentParser()
+    groups = add_flags(parser, flags, {"extra": "extra options"})
+    assert set(groups) == {"extra options", "modes"}
+    assert overrides(parser.parse_args([]), flags) == {"extra": {}}
+    args = parser.parse_args(["--rate", "0.5", "--mode", "b", "--off", "--count", "3"])
+    assert overrides(args, flags) == {"extra": {"rate": 0.5, "mode": "b", "on": False, "count": 3, "share": None}}
+    assert Extra(**overrides(args, flags)["extra"]) == Extra(rate=0.5, mode="b", on=False, count=3)
+    help_text = " ".join(parser.format_help().split())
+    for line in ("--rate RATE a rate (default 0.25)", "a mode (default a)", "--off turn it off", "(default: all)"):
+        assert line in help_text
+    for bad in (["--rate", "x"], ["--mode", "c"], ["--count", "1", "--share", "0.5"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
+    capsys.readouterr()

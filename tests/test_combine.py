@@ -5,7 +5,8 @@ import pytest
 from conftest import write_image
 from PIL import Image
 
-from pix2pix_tf.data.combine import MARKER, combine
+from pix2pix_tf.artifacts.datasets import COMBINE_MARKER as MARKER
+from pix2pix_tf.data.combine import combine
 from pix2pix_tf.errors import DataError, Pix2PixError
 
 

@@ -2,7 +2,17 @@ import json
 
 import pytest
 
-from pix2pix_tf.config import PRESETS, Config, DataConfig, ModelConfig, TrainConfig, load_config, preset, save_config
+from pix2pix_tf.artifacts import load_config, save_config
+from pix2pix_tf.config import (
+    PRESETS,
+    Config,
+    Connections,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    option,
+    preset,
+)
 from pix2pix_tf.errors import Pix2PixError
 
 
@@ -94,6 +104,25 @@ def test_out_of_range_values_are_refused_where_they_enter(section, field, value,
 def test_edge_values_in_range_are_accepted():
     assert ModelConfig(dropout=0.0).dropout == 0.0 and ModelConfig(ngf=1).ngf == 1
     assert TrainConfig(lambda_l1=0.0, beta_1=0.0, decay_steps=0).decay_steps == 0
+
+
+@pytest.mark.parametrize("section", [DataConfig, ModelConfig, TrainConfig, Connections])
+def test_every_option_is_declared_with_its_help(section):
+    import dataclasses
+
+    for field in dataclasses.fields(section):
+        assert field.metadata.get("help"), f"{section.__name__}.{field.name} is not declared with config.option"
+        assert (field.default is None) == (field.metadata["unset"] is not None), field.name
+        if field.metadata["choices"]:
+            assert field.default in field.metadata["choices"], field.name
+        earlier = [f.name for f in dataclasses.fields(section)][: dataclasses.fields(section).index(field)]
+        assert field.metadata["instead_of"] in (None, *earlier), field.name  # the CLI pairs them in field order
+
+
+def test_an_option_without_a_default_says_what_that_means():
+    with pytest.raises(ValueError, match="needs `unset`"):
+        option(None, "how many")
+    assert option(None, "how many", unset="all").metadata["unset"] == "all"
 
 
 def test_every_public_name_is_the_library_object():

@@ -493,7 +493,8 @@ def test_the_chief_is_the_chief_task_or_else_worker_0():
 
 
 def test_strategy_is_saved_in_config_and_checked(tmp_path):
-    from pix2pix_tf.config import Config, load_config, save_config
+    from pix2pix_tf.artifacts import load_config, save_config
+    from pix2pix_tf.config import Config
 
     config = Config().replace(train={"strategy": "multi_worker"})
     save_config(config, tmp_path / "config.json")

@@ -65,6 +65,21 @@ def test_table3_refuses_a_size_where_the_fields_collapse():
         plan.rows(("discriminator",), plan.Settings(steps=10, seeds={"discriminator": 1}, sizes={"discriminator": 64}))
 
 
+def test_a_claim_naming_a_row_the_plan_lacks_is_refused_when_the_plan_is_built(monkeypatch):
+    typo = plan.Claim("discriminator", "8x8 is too small", ("patch8", "patch70"))
+    monkeypatch.setattr(plan, "CLAIMS", (*plan.CLAIMS, typo))
+    with pytest.raises(Pix2PixError, match=r"'8x8 is too small' names row 'patch8', which table 'discriminator' does"):
+        plan.rows(("discriminator",), plan.QUICK)
+    # A plan without that table has no rows for the claim to be checked on.
+    assert plan.rows(("objective",), plan.QUICK)
+
+
+def test_a_row_without_a_label_is_refused_when_the_plan_is_built(monkeypatch):
+    monkeypatch.delitem(plan.LABELS["generator"], "unet-L1")
+    with pytest.raises(Pix2PixError, match="row 'unet-L1' of table 'generator' has no label"):
+        plan.rows(("generator",), plan.QUICK)
+
+
 def test_the_arms_discriminator_has_the_planned_field():
     arm = plan.Arm(128, "L1+cGAN", receptive_field=34)
     settings = plan.Settings(steps=10, seeds={"discriminator": 1}, sizes={"discriminator": 128}, ndf=8, ngf=8)

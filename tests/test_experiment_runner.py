@@ -1,9 +1,11 @@
+import inspect
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from pix2pix_tf.artifacts import experimentdir
 from pix2pix_tf.cli import main
 from pix2pix_tf.data.synthetic import synthesize
 from pix2pix_tf.errors import Pix2PixError
@@ -50,7 +52,7 @@ def test_quick_run_writes_tables_claims_and_figures(quick, capsys):
     figure = Image.open(quick / "figures" / "objective.png")
     assert figure.size[0] > figure.size[1]
     for arm in {row["arm"] for row in rows.values()}:
-        assert np.load(quick / "arms" / arm / "seed0" / runner.OUTPUTS_FILE).shape == (3, 32, 32, 3)
+        assert np.load(quick / "arms" / arm / "seed0" / experimentdir.OUTPUTS_FILE).shape == (3, 32, 32, 3)
 
 
 def test_a_rerun_skips_finished_runs(quick, monkeypatch, capsys):
@@ -80,10 +82,10 @@ def test_an_interrupted_experiment_resumes(tmp_path, capsys, monkeypatch):
     text = capsys.readouterr().out
     assert "3 already finished" in text
     assert "resuming from step 3" in text and f"{arm.key} seed 0" in text
-    assert json.loads((workdir / runner.SCORES_FILE).read_text())["step"] == plan.QUICK.steps
+    assert json.loads((workdir / experimentdir.SCORES_FILE).read_text())["step"] == plan.QUICK.steps
 
     # Ctrl-C inside a run: the experiment stops and the run is not counted as finished.
-    (workdir / runner.SCORES_FILE).unlink()
+    (workdir / experimentdir.SCORES_FILE).unlink()
     real_train = runner.train
 
     def interrupted(*args, **kwargs):
@@ -94,13 +96,20 @@ def test_an_interrupted_experiment_resumes(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(runner, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
         runner.run_experiment("generator", out, quick=True)
-    assert not (workdir / runner.SCORES_FILE).exists()
+    assert not (workdir / experimentdir.SCORES_FILE).exists()
     assert "rerun the same command to resume" in capsys.readouterr().out
 
 
 def test_other_settings_in_the_same_folder_are_refused(quick):
     with pytest.raises(Pix2PixError, match="steps: was 6, now 7"):
         runner.run_experiment("objective", quick, quick=True, steps=7)
+
+
+def test_a_claim_naming_a_missing_row_stops_the_experiment_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(plan, "CLAIMS", (*plan.CLAIMS, plan.Claim("objective", "L2 is blurrier", ("L2", "L1"))))
+    with pytest.raises(Pix2PixError, match="'L2 is blurrier' names row 'L2'"):
+        runner.run_experiment("objective", tmp_path / "exp", quick=True)
+    assert not (tmp_path / "exp").exists()
 
 
 def test_a_folder_that_is_not_an_experiment_is_refused(tmp_path):
@@ -182,6 +191,51 @@ def test_table3_claims_use_the_l1_reference_row():
     rows["16x16"] = _row(class_iou=0.5)
     verdicts = {c["claim"]: c["held"] for c in report.claims({"discriminator": rows}, {})}
     assert verdicts == {"70x70 is the sweet spot": False, "1x1 is colourful but not sharp": False}
+
+
+def test_every_planned_claim_has_a_check_that_takes_its_rows():
+    assert set(report._CHECKS) == set(plan.CLAIMS)
+    for claim, check in report._CHECKS.items():
+        params = list(inspect.signature(check).parameters.values())[3:]  # after claim, rows, references
+        variadic = any(p.kind is p.VAR_POSITIONAL for p in params)
+        fixed = sum(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+        assert fixed == len(claim.rows) or (variadic and fixed <= len(claim.rows)), (claim.text, claim.rows)
+
+
+def test_renamed_labels_change_only_what_the_report_shows(tmp_path, monkeypatch):
+    for row_id, label in (("pixelgan", "PixelGAN (1x1)"), ("patch70", "70x70 PatchGAN"), ("l1-reference", "L1 only")):
+        monkeypatch.setitem(plan.LABELS["discriminator"], row_id, label)
+    table_rows = plan.rows(("discriminator",), plan.QUICK)
+    # Paper-like numbers: 70x70 scores best; the PixelGAN is more colourful than L1 alone but blurrier.
+    means = {
+        "pixelgan": {"class_iou": 0.2, "sharpness": 0.5, "lab_a": 0.8, "lab_b": 0.8},
+        "patch16": {"class_iou": 0.3},
+        "patch70": {"class_iou": 0.4, "sharpness": 0.8},
+        "imagegan": {"class_iou": 0.25},
+        "l1-reference": {"lab_a": 0.6, "lab_b": 0.6},
+    }
+    scores = {row.arm.key: {0: {**dict.fromkeys(report.METRICS, 0.5), **means[row.id]}} for row in table_rows}
+    images = np.zeros((3, 128, 128, 3), np.uint8)
+    fcn = dict.fromkeys(plan.FCN_KEYS, 0.5)
+    machine = {"cpu": "test", "cores": 1, "tensorflow": "-", "python": "-"}
+    results = report.write_report(
+        tmp_path,
+        table_rows,
+        plan.QUICK,
+        scores,
+        references={128: {"ground_truth": fcn, "mismatched": fcn, "test_images": 3}},
+        figures={128: (images, images)},
+        outputs=dict.fromkeys(scores, images),
+        run_info={"command": "-", "machine": machine, "wall_seconds_this_call": 0, "arm_seconds_total": 0, "data": "-"},
+    )
+    table = results["tables"]["discriminator"]
+    assert list(table) == ["PixelGAN (1x1)", "16x16", "70x70 PatchGAN", "286x286 ImageGAN", "L1 only"]
+    assert table["PixelGAN (1x1)"]["paper"]["class_iou"] == plan.PAPER["discriminator"]["pixelgan"][2]
+    verdicts = {c["claim"]: (c["held"], c["evidence"]) for c in results["claims"]}
+    best = "best 70x70 PatchGAN; class IoU 70x70 PatchGAN 0.400 vs 16x16 0.300"
+    assert verdicts["70x70 is the sweet spot"] == (True, best)
+    assert verdicts["1x1 is colourful but not sharp"][0] is True
+    assert "| PixelGAN (1x1) (here 1x1 at 128 px" in (tmp_path / "results.md").read_text()
 
 
 def _published_with_diverged(*names):

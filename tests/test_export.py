@@ -14,39 +14,30 @@ import tensorflow as tf
 from conftest import write_image
 
 from pix2pix_tf import export as export_mod
+from pix2pix_tf.artifacts.exportdir import MARKER
 from pix2pix_tf.cli import main
-from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
 from pix2pix_tf.data.synthetic import synthesize
 from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.evaluate import to_uint8
-from pix2pix_tf.export import AGREEMENT_GATES, MARKER, export, psnr
+from pix2pix_tf.export import export
+from pix2pix_tf.export import tflite as export_tflite
+from pix2pix_tf.export.tflite import AGREEMENT_GATES, psnr
 from pix2pix_tf.inference import TFLiteRunner, Translator, load, load_generator
 from pix2pix_tf.models import generate
 from pix2pix_tf.shipped import shipped_model
 from pix2pix_tf.train import train
 
-# Ten times the paper's learning rate: in 60 steps the outputs get structure (a test
-# facade's output has a standard deviation of ~30 levels, not ~2 as after 20 steps at
-# 2e-4), so comparing artefacts' outputs can fail.
-TINY = Config(
-    data=DataConfig(image_size=32, batch_size=2, direction="BtoA"),
-    model=ModelConfig(ngf=8, ndf=8),
-    train=TrainConfig(steps=60, learning_rate=2e-3, sample_every=100, log_every=100),
-)
+
+# The session's tiny model (tests/conftest.py), shared with the other modules: 32 px,
+# trained 60 steps on 20 synthetic facades (data/ and work/ of one folder), and its export.
+@pytest.fixture(scope="module")
+def trained(trained_workdir, tiny_data):
+    return trained_workdir.parent
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export")
-    synthesize("facades", root / "data", count=20, size=32)
-    train(TINY, root / "data", root / "work")
-    return root
-
-
-@pytest.fixture(scope="module")
-def exported(trained):
-    report = export(trained / "work", trained / "exp", stochastic=True)
-    return trained / "exp", report
+def exported(tiny_export, tiny_export_report):
+    return tiny_export, tiny_export_report
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +64,7 @@ def test_export_layout_and_report(exported):
     # latency is measured with as many interpreter threads as the machine gives this process
     cores = export_mod.check_threads(None)
     assert report["tflite_threads"] == cores and f"ai-edge-litert, {cores} threads" in (out / "report.md").read_text()
-    assert export_mod.STOCHASTIC_TFLITE_NOTE in report["notes"]
+    assert export_tflite.STOCHASTIC_TFLITE_NOTE in report["notes"]
     assert "generator_float16.tflite is the default mobile model." in report["notes"]
     assert not list(out.parent.glob(".exp.*"))
 
@@ -227,14 +218,15 @@ def test_predict_with_each_artefact(exported, trained, tmp_path):
             assert psnr(image / 127.5 - 1, reference / 127.5 - 1) >= gate, artefact
 
 
-def test_failed_export_leaves_the_previous_one_untouched(exported, trained, monkeypatch):
-    out = exported[0]
+def test_failed_export_leaves_the_previous_one_untouched(exported, trained, tmp_path, monkeypatch):
+    out = tmp_path / "exp"  # a copy: a failure that reached the folder must not spoil the shared export
+    shutil.copytree(exported[0], out)
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
     def broken(*args, **kwargs):
         raise RuntimeError("converter crashed")
 
-    monkeypatch.setattr(export_mod, "_tflite_bytes", broken)
+    monkeypatch.setattr(export_tflite, "convert", broken)
     with pytest.raises(RuntimeError, match="converter crashed"):
         export(trained / "work", out)
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
@@ -288,18 +280,17 @@ def test_export_replaces_only_a_previous_export_or_an_empty_folder(trained, tmp_
     (out / MARKER).unlink()
     export(trained / "work", out, tflite=())
     assert (out / MARKER).is_file()
-    # A new folder in the work dir is a fine place for an export.
-    inside = trained / "work/export"
-    try:
-        export(trained / "work", inside, tflite=())
-        assert (inside / "saved_model/saved_model.pb").is_file()
-    finally:
-        shutil.rmtree(inside, ignore_errors=True)
+    # A new folder in the work dir is a fine place for an export (in a copy of the shared work dir).
+    work = tmp_path / "work"
+    shutil.copytree(trained / "work", work)
+    inside = work / "export"
+    export(work, inside, tflite=())
+    assert (inside / "saved_model/saved_model.pb").is_file()
 
 
-def test_a_failed_swap_puts_the_previous_export_back(trained, tmp_path, monkeypatch):
+def test_a_failed_swap_puts_the_previous_export_back(exported, trained, tmp_path, monkeypatch):
     out = tmp_path / "exp"
-    export(trained / "work", out, tflite=())
+    shutil.copytree(exported[0], out)  # the previous export
     before = _snapshot(out)
     rename = Path.rename
 
@@ -315,9 +306,9 @@ def test_a_failed_swap_puts_the_previous_export_back(trained, tmp_path, monkeypa
     assert not list(tmp_path.glob(".exp.*"))
 
 
-def test_next_export_recovers_what_a_killed_one_left(trained, tmp_path, monkeypatch, capsys):
+def test_next_export_recovers_what_a_killed_one_left(exported, trained, tmp_path, monkeypatch, capsys):
     out = tmp_path / "exp"
-    export(trained / "work", out, tflite=())
+    shutil.copytree(exported[0], out)  # the previous export
     before = _snapshot(out)
     host, gone = socket.gethostname(), _exited_pid()
     # Killed between its two renames: the previous export moved aside, the new one staged.
@@ -340,14 +331,14 @@ def test_next_export_recovers_what_a_killed_one_left(trained, tmp_path, monkeypa
 @pytest.mark.parametrize(
     "where, error",
     [
-        ("_write_report", OSError(errno.ENOSPC, "No space left on device", "report.md")),
+        ("write_report", OSError(errno.ENOSPC, "No space left on device", "report.md")),
         ("save", tf.errors.ResourceExhaustedError(None, None, "variables.data: No space left on device")),
     ],
     ids=["OSError", "tf.errors"],
 )
-def test_a_full_disk_is_one_line_and_changes_nothing(trained, tmp_path, monkeypatch, where, error):
+def test_a_full_disk_is_one_line_and_changes_nothing(exported, trained, tmp_path, monkeypatch, where, error):
     out = tmp_path / "exp"
-    export(trained / "work", out, tflite=())
+    shutil.copytree(exported[0], out)  # the previous export
     before = _snapshot(out)
 
     def full(*args, **kwargs):
@@ -365,7 +356,7 @@ def test_a_full_disk_is_one_line_and_changes_nothing(trained, tmp_path, monkeypa
 
 
 def test_float16_is_named_the_default_only_if_it_ships(trained, monkeypatch, tmp_path):
-    monkeypatch.setitem(export_mod.AGREEMENT_GATES, "float16", 1000.0)
+    monkeypatch.setitem(export_tflite.AGREEMENT_GATES, "float16", 1000.0)
     report = export(trained / "work", tmp_path / "exp", tflite=("float16",), latency_runs=1)
     assert not report["tflite"][0]["shipped"]
     assert not any("default mobile model" in note for note in report["notes"])
@@ -393,12 +384,14 @@ def test_model_card_uses_only_an_evaluation_of_the_exported_step(trained, tmp_pa
     assert json.loads((tmp_path / "b/saved_model/assets/model_card.json").read_text())["evaluation"] == card
 
 
-def test_serving_stochastic_is_generate_stochastic(trained, tmp_path):
+def test_serving_stochastic_is_generate_stochastic(trained, tiny_config, tmp_path):
     # Without dropout, batch norm is all that tells the two test modes apart: the
     # signature must normalise with the batch's statistics, as generate(stochastic=True)
-    # does, and leave the moving statistics alone.
+    # does, and leave the moving statistics alone. Trained eagerly: the checkpoint is the
+    # same, and tracing the step would cost more than the two steps.
     work = tmp_path / "work"
-    train(TINY.replace(model={"dropout": 0.0}, train={"steps": 2}), trained / "data", work)
+    config = tiny_config.replace(model={"dropout": 0.0}, train={"steps": 2})
+    train(config, trained / "data", work, run_eagerly=True)
     export(work, tmp_path / "exp", tflite=(), stochastic=True)
     generator = load_generator(work)[0]
     loaded = tf.saved_model.load(str(tmp_path / "exp/saved_model"))
@@ -415,7 +408,7 @@ def test_serving_stochastic_is_generate_stochastic(trained, tmp_path):
 
 
 def test_int8_ships_only_if_it_passes_its_gate(trained, monkeypatch, tmp_path):
-    monkeypatch.setitem(export_mod.AGREEMENT_GATES, "int8", 1000.0)
+    monkeypatch.setitem(export_tflite.AGREEMENT_GATES, "int8", 1000.0)
     report = export(trained / "work", tmp_path / "exp", tflite=("float16", "int8"), latency_runs=1)
     int8 = next(r for r in report["tflite"] if r["variant"] == "int8")
     assert not int8["shipped"] and not (tmp_path / "exp/generator_int8.tflite").exists()

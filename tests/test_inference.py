@@ -7,12 +7,10 @@ import tensorflow as tf
 from conftest import write_image
 from PIL import Image
 
-from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
-from pix2pix_tf.data.synthetic import synthesize
 from pix2pix_tf.errors import Pix2PixError
-from pix2pix_tf.export import export, psnr
-from pix2pix_tf.inference import NATIVE_SIGNATURE, Translator, input_files, load, load_generator, predict
-from pix2pix_tf.train import train
+from pix2pix_tf.export.tflite import psnr
+from pix2pix_tf.inference import Translator, input_files, load, load_generator, predict
+from pix2pix_tf.signatures import NATIVE_SIGNATURE
 
 
 def _fake(run, size=32):
@@ -151,17 +149,9 @@ def test_native_size_pads_to_the_unet_multiple_and_crops_back():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inference")
-    synthesize("facades", root / "data", count=10, size=32)
-    config = Config(
-        data=DataConfig(image_size=32, batch_size=2, direction="BtoA"),
-        model=ModelConfig(ngf=8, ndf=8),
-        train=TrainConfig(steps=30, learning_rate=2e-3, sample_every=100, log_every=100),
-    )
-    train(config, root / "data", root / "work")
-    export(root / "work", root / "exp", tflite=("float32", "int8"), latency_runs=1)
-    return root
+def trained(tiny_data, trained_workdir, tiny_export):
+    """The session's tiny model (tests/conftest.py): data/, its work dir work/ and its export exp/."""
+    return trained_workdir.parent
 
 
 def test_load_takes_every_form_and_they_agree(trained):
@@ -277,3 +267,11 @@ def test_tflite_threads_default_to_the_available_cores_and_can_be_set(trained, m
     assert seen == [3, 1, 2]
     with pytest.raises(Pix2PixError, match="whole number >= 1; got 0"):
         load(tflite, num_threads=0)
+
+
+def test_load_generator_says_it_needs_a_training_work_dir(tmp_path, tiny_export):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(Pix2PixError, match="empty: not a training work dir: expected a work dir"):
+        load_generator(tmp_path / "empty")
+    with pytest.raises(Pix2PixError, match=r"not a training work dir \(an export dir\): expected a work dir"):
+        load_generator(tiny_export)

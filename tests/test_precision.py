@@ -3,10 +3,10 @@ import json
 import pytest
 
 from pix2pix_tf import precision
+from pix2pix_tf.artifacts import resolve_config
 from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
-from pix2pix_tf.data.synthetic import synthesize
 from pix2pix_tf.precision import Hardware, choose
-from pix2pix_tf.train import resolve_config, train
+from pix2pix_tf.train import train
 
 
 @pytest.mark.parametrize(
@@ -48,13 +48,7 @@ def test_auto_is_the_default():
     assert TrainConfig().precision == "auto"
 
 
-@pytest.fixture(scope="module")
-def facades(tmp_path_factory):
-    out = tmp_path_factory.mktemp("facades32")
-    synthesize("facades", out, count=12, size=32, seed=0)
-    return out
-
-
+# `facades`: the session's 12 synthetic pairs at 32 px (tests/conftest.py).
 @pytest.mark.parametrize(
     "flags, expected", [({"avx512_bf16"}, "mixed_bfloat16"), ({"avx512f"}, "float32")], ids=["bf16", "no_bf16"]
 )
@@ -65,7 +59,8 @@ def test_the_work_dir_records_the_choice(facades, tmp_path, monkeypatch, capsys,
         model=ModelConfig(ngf=8, ndf=8),
         train=TrainConfig(steps=2, checkpoint_every=100),
     )
-    train(config, facades, tmp_path)
+    # Eagerly: what is recorded does not depend on it, and tracing would cost more than the steps.
+    train(config, facades, tmp_path, run_eagerly=True)
     assert f"precision auto -> {expected}" in capsys.readouterr().out
     assert json.loads((tmp_path / "config.json").read_text())["train"]["precision"] == expected
     run = json.loads((tmp_path / "run.json").read_text())
@@ -75,6 +70,6 @@ def test_the_work_dir_records_the_choice(facades, tmp_path, monkeypatch, capsys,
     monkeypatch.setattr(precision, "detect", lambda: Hardware(tpus=1))
     rerun = resolve_config(tmp_path, Config(), {"train": {"steps": 3}})
     assert rerun.train.precision == expected
-    train(rerun, facades, tmp_path)
+    train(rerun, facades, tmp_path, run_eagerly=True)
     assert json.loads((tmp_path / "config.json").read_text())["train"]["precision"] == expected
     assert "precision auto" not in capsys.readouterr().out

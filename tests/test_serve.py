@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def served():
-    return load_served_model(None)  # the shipped demo model
+def served(shipped_served):
+    return shipped_served  # the shipped demo model, loaded once a session (tests/conftest.py)
 
 
 def _request(app, method, url, **kwargs):
@@ -324,23 +324,15 @@ def test_batching_combines_concurrent_requests_and_returns_each_its_own(served):
         np.testing.assert_allclose(out["output_image"], signature(input_image=x)["output_image"], atol=1e-5)
 
 
-def test_serves_a_training_work_dir(tmp_path):
-    from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
-    from pix2pix_tf.data.synthetic import synthesize
-    from pix2pix_tf.train import train
-
-    synthesize("facades", tmp_path / "d", count=6, size=32)
-    config = Config(
-        data=DataConfig(image_size=32, direction="BtoA"), model=ModelConfig(ngf=8, ndf=8), train=TrainConfig(steps=2)
-    )
-    train(config, tmp_path / "d", tmp_path / "w")
-    app = create_app(load_served_model(tmp_path / "w"), name="mine")
+def test_serves_a_training_work_dir(tiny_data, trained_workdir):
+    # The session's 32 px work dir (tests/conftest.py); serving only reads it.
+    app = create_app(load_served_model(trained_workdir), name="mine")
     meta = _request(app, "GET", "/v1/models/mine/metadata").json()
     assert "serving_stochastic" in meta["metadata"]["signature_def"]["signature_def"]
     body = {"signature_name": "translate_image", "instances": [np.zeros((32, 32, 3), int).tolist()]}
     assert _request(app, "POST", "/v1/models/mine:predict", json=body).status_code == 200
     with pytest.raises(Exception, match="nothing to serve"):
-        load_served_model(tmp_path / "d")
+        load_served_model(tiny_data)
 
 
 def test_the_readme_commands_against_a_real_server(tmp_path):

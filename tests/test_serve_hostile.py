@@ -24,17 +24,17 @@ import pytest
 from PIL import Image
 
 from pix2pix_tf.config import Connections
-from pix2pix_tf.inference import NATIVE_SIGNATURE
-from pix2pix_tf.serve import Limits, create_app, free_port, load_served_model, running
+from pix2pix_tf.serve import Limits, create_app, free_port, running
 from pix2pix_tf.serve.batching import Batcher, ClientGone, client_gone
+from pix2pix_tf.signatures import NATIVE_SIGNATURE
 
 URL = "/v1/models/pix2pix"
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def served():
-    return load_served_model(None)  # the shipped demo model
+def served(shipped_served):
+    return shipped_served  # the shipped demo model, loaded once a session (tests/conftest.py)
 
 
 def _png(array) -> bytes:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pix2pix_tf.artifacts.datasets import SYNTH_MARKER as MARKER
 from pix2pix_tf.cli import main
 from pix2pix_tf.data.synthetic import (
     FACADE_PALETTE,
-    MARKER,
     facade_labels,
     render_facade,
     split_counts,

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,12 +11,14 @@ import pytest
 import tensorflow as tf
 from helpers import FakeClock
 
+from pix2pix_tf.artifacts import resolve_config
 from pix2pix_tf.config import Config, DataConfig, ModelConfig, TrainConfig
-from pix2pix_tf.data.synthetic import synthesize
 from pix2pix_tf.errors import Pix2PixError
-from pix2pix_tf.train import LinearDecay, NonFiniteLossError, Pix2Pix, Schedule, pacing, resolve_config, train
+from pix2pix_tf.train import LinearDecay, NonFiniteLossError, Pix2Pix, Schedule, pacing, train
+from pix2pix_tf.train import jobs as jobs_mod
 from pix2pix_tf.train import loop as loop_mod
 from pix2pix_tf.train import schedule as schedule_mod
+from pix2pix_tf.train import startup as startup_mod
 from pix2pix_tf.train import state as state_mod
 
 TINY = Config(
@@ -26,11 +29,25 @@ TINY = Config(
 SCHEDULE = Schedule(total_steps=100, decay_steps=50, images_per_epoch=10, batch_size=2)
 
 
+# `facades` (12 pairs at 32 px: 10 train, 1 val, 1 test) is the session's, from tests/conftest.py.
+
+
+# Set-up runs for the tests that go on from a trained work dir, each test on a copy.
+# Eagerly: the work dir is the same, and tracing the step would cost more than the steps.
 @pytest.fixture(scope="module")
-def facades(tmp_path_factory):
-    out = tmp_path_factory.mktemp("facades32")
-    synthesize("facades", out, count=12, size=32, seed=0)
-    return out
+def two_steps(facades, tmp_path_factory):
+    """TINY trained 2 steps (ckpt-2)."""
+    work = tmp_path_factory.mktemp("two_steps")
+    train(TINY.replace(train={"steps": 2}), facades, work, run_eagerly=True)
+    return work
+
+
+@pytest.fixture(scope="module")
+def four_steps(facades, tmp_path_factory):
+    """TINY trained 4 steps with a checkpoint every 2 (ckpt-2, ckpt-4)."""
+    work = tmp_path_factory.mktemp("four_steps")
+    train(TINY.replace(train={"steps": 4, "checkpoint_every": 2}), facades, work, run_eagerly=True)
+    return work
 
 
 def _batch(seed=0):
@@ -131,7 +148,7 @@ def test_schedule_from_epochs_steps_and_defaults():
 
 def _stop_after(monkeypatch, k):
     """Makes the next `train` call stop after k steps, as Ctrl-C does (checkpoint saved, then exit)."""
-    real = loop_mod.Pix2Pix
+    real = startup_mod.Pix2Pix
     calls = []
 
     class StopsAfterK(real):
@@ -148,7 +165,7 @@ def _stop_after(monkeypatch, k):
         def pressed(self, value):
             self._pressed = value
 
-    monkeypatch.setattr(loop_mod, "Pix2Pix", StopsAfterK)
+    monkeypatch.setattr(startup_mod, "Pix2Pix", StopsAfterK)
     monkeypatch.setattr(loop_mod, "CtrlC", PressedAtK)
 
 
@@ -175,8 +192,8 @@ def test_resume_gives_the_same_weights_as_a_straight_run(facades, tmp_path, monk
             np.testing.assert_allclose(a.get_tensor(name), b.get_tensor(name), rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-def test_rerun_at_the_end_does_nothing_and_more_steps_continue(facades, tmp_path, capsys):
-    train(TINY.replace(train={"steps": 2}), facades, tmp_path)
+def test_rerun_at_the_end_does_nothing_and_more_steps_continue(facades, two_steps, tmp_path, capsys):
+    shutil.copytree(two_steps, tmp_path, dirs_exist_ok=True)
     again = train(TINY.replace(train={"steps": 2}), facades, tmp_path)
     assert (again.start_step, again.step) == (2, 2)
     assert "nothing to do" in capsys.readouterr().out
@@ -217,8 +234,8 @@ def _poison_losses_after(monkeypatch, good_calls):
     monkeypatch.setattr(state_mod, "generator_loss", poisoned)
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(facades, tmp_path, monkeypatch):
-    train(TINY.replace(train={"steps": 2}), facades, tmp_path)
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(facades, two_steps, tmp_path, monkeypatch):
+    shutil.copytree(two_steps, tmp_path, dirs_exist_ok=True)
     files = {p.name: p.read_bytes() for p in (tmp_path / "checkpoints").iterdir()}
     config_before = (tmp_path / "config.json").read_text()
     _poison_losses_after(monkeypatch, 0)
@@ -251,10 +268,10 @@ def _truncate(prefix):
     data.write_bytes(data.read_bytes()[:100])
 
 
-def test_unreadable_newest_checkpoint_falls_back_to_an_older_one(facades, tmp_path, capsys):
+def test_unreadable_newest_checkpoint_falls_back_to_an_older_one(facades, four_steps, tmp_path, capsys):
     from pix2pix_tf.inference import load_generator
 
-    train(TINY.replace(train={"steps": 4, "checkpoint_every": 2}), facades, tmp_path)
+    shutil.copytree(four_steps, tmp_path, dirs_exist_ok=True)
     _truncate(tmp_path / "checkpoints/ckpt-4")
     generator, _, step = load_generator(tmp_path)
     assert step == 2
@@ -271,18 +288,18 @@ def test_unreadable_newest_checkpoint_falls_back_to_an_older_one(facades, tmp_pa
     assert load_generator(tmp_path)[2] == 6
 
 
-def test_damaged_bytes_are_caught_too(facades, tmp_path, capsys):
+def test_damaged_bytes_are_caught_too(four_steps, tmp_path, capsys):
     from pix2pix_tf.checkpoints import restore_newest_readable
 
-    train(TINY.replace(train={"steps": 4, "checkpoint_every": 2}), facades, tmp_path)
+    shutil.copytree(four_steps, tmp_path, dirs_exist_ok=True)
     _damage(tmp_path / "checkpoints/ckpt-4")
     model = Pix2Pix(TINY.replace(train={"steps": 4}), SCHEDULE)
     assert restore_newest_readable(model.checkpoint, tmp_path / "checkpoints").endswith("ckpt-2")
     assert int(model.step) == 2
 
 
-def test_no_readable_checkpoint_is_one_clear_error(facades, tmp_path):
-    train(TINY.replace(train={"steps": 2}), facades, tmp_path)
+def test_no_readable_checkpoint_is_one_clear_error(facades, two_steps, tmp_path):
+    shutil.copytree(two_steps, tmp_path, dirs_exist_ok=True)
     _truncate(tmp_path / "checkpoints/ckpt-2")
     with pytest.raises(Pix2PixError, match=r"checkpoints: no readable checkpoint; 1 damaged, the newest ckpt-2 \("):
         train(TINY.replace(train={"steps": 4}), facades, tmp_path)
@@ -327,15 +344,15 @@ def test_disk_full_while_writing_a_sample_is_one_line(facades, tmp_path, monkeyp
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "samples/step_0000003.png"))
 
-    monkeypatch.setattr(loop_mod, "_save_sample", full)
+    monkeypatch.setattr(jobs_mod, "_save_sample", full)
     with pytest.raises(
         Pix2PixError, match=r"no space left on device in .* at step 3 .*No checkpoint was saved yet: free some space"
     ):
         train(TINY, facades, tmp_path)
 
 
-def test_resume_with_a_different_model_is_refused(facades, tmp_path):
-    train(TINY.replace(train={"steps": 1}), facades, tmp_path)
+def test_resume_with_a_different_model_is_refused(two_steps, tmp_path):
+    shutil.copytree(two_steps, tmp_path, dirs_exist_ok=True)
     with pytest.raises(Pix2PixError, match=r"model.norm: trained with 'batch', asked for 'instance'"):
         resolve_config(tmp_path, Config(), {"model": {"norm": "instance"}})
     # Rerunning needs no flags repeated: the saved config is the base.
@@ -389,7 +406,7 @@ def _record_calls(monkeypatch):
     """The `n` of every train_steps call the next `train` makes."""
     sizes = []
 
-    class Recording(loop_mod.Pix2Pix):
+    class Recording(startup_mod.Pix2Pix):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             run = self.train_steps
@@ -400,7 +417,7 @@ def _record_calls(monkeypatch):
 
             self.train_steps = recorded
 
-    monkeypatch.setattr(loop_mod, "Pix2Pix", Recording)
+    monkeypatch.setattr(startup_mod, "Pix2Pix", Recording)
     return sizes
 
 
@@ -478,13 +495,13 @@ def test_seconds_per_step_leaves_out_only_writing_inside_the_timed_calls(facades
     # A slow sample write after the last call lies outside the timed span: subtracting
     # it made the speed the demo plans its budget with too fast, even negative.
     clock = FakeClock(per_step=0.25, first_call=5.0).install(monkeypatch)
-    real = loop_mod._save_sample
+    real = jobs_mod._save_sample
 
     def slow(*args, **kwargs):
         clock.advance(100.0)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loop_mod, "_save_sample", slow)
+    monkeypatch.setattr(jobs_mod, "_save_sample", slow)
     config = TINY.replace(train={"steps": 6, "sample_every": 3, "log_every": 100, "steps_per_call": 1})
     result = train(config, facades, tmp_path)  # samples at step 3 (inside the timed span) and at the end
     # Steps 2-6 took 0.25 s each; the first call (5 s, tracing) and both 100 s writes are left out.

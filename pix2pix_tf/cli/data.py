@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from pix2pix_tf.cli.options import add_flags, config_flags, overrides
+from pix2pix_tf.config import Config
+
+# The preprocessing options of `train` that change what `data show` draws.
+SHOW_FLAGS = config_flags(Config, {"data": ("image_size", "direction", "preprocess", "flip", "skip_bad")})
+
 
 def _data_synth(args):
     from pix2pix_tf.data.synthetic import synthesize
@@ -25,18 +31,11 @@ def _data_show(args):
     from pix2pix_tf.config import DataConfig
     from pix2pix_tf.data.show import show
 
-    cfg = DataConfig(
-        image_size=args.image_size,
-        direction=args.direction,
-        preprocess=args.preprocess,
-        flip=not args.no_flip,
-        skip_bad=args.skip_bad,
-    )
+    cfg = DataConfig(**overrides(args, SHOW_FLAGS)["data"])
     show(args.dir, args.out, cfg, split=args.split, count=args.count)
 
 
 def add_commands(sub):
-    from pix2pix_tf.config import DIRECTIONS, PREPROCESS_MODES
     from pix2pix_tf.data.download import DATASETS
     from pix2pix_tf.data.synthetic import SYNTHETIC
 
@@ -70,9 +69,5 @@ def add_commands(sub):
     p.add_argument("--split", default="train")
     p.add_argument("--count", type=int, default=4)
     p.add_argument("--out", required=True, help="image file to write (.png, .jpg, .pdf or .svg)")
-    p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--direction", choices=DIRECTIONS, default="AtoB")
-    p.add_argument("--preprocess", choices=PREPROCESS_MODES, default="resize_and_crop")
-    p.add_argument("--no-flip", action="store_true")
-    p.add_argument("--skip-bad", action="store_true", help="skip unreadable or malformed files")
+    add_flags(p, SHOW_FLAGS)
     p.set_defaults(func=_data_show)

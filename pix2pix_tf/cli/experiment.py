@@ -6,6 +6,7 @@ import sys
 
 
 def _experiment(args):
+    from pix2pix_tf.artifacts.experimentdir import ExperimentDir
     from pix2pix_tf.experiments.report import VERDICTS
     from pix2pix_tf.experiments.runner import run_experiment
 
@@ -19,7 +20,8 @@ def _experiment(args):
         quick=args.quick,
         command=" ".join(["pix2pix-tf", *sys.argv[1:]]),
     )
-    print(f"results: {args.out}/results.md, {args.out}/results.json, figures in {args.out}/figures/")
+    folder = ExperimentDir(args.out)
+    print(f"results: {folder.results_text}, {folder.results}, figures in {folder.figures}/")
     for claim in results["claims"]:
         print(f"  {claim['claim']}: {VERDICTS[claim['held']]} ({claim['evidence']})")
     if results["quick"]:

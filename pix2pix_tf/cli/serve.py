@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
+from pix2pix_tf.cli.options import section_flags
 from pix2pix_tf.config import Connections
 
 
@@ -27,19 +27,12 @@ def _serve(args):
         max_batch=args.max_batch,
         batch_timeout_ms=args.batch_timeout_ms,
         page_tools=args.page_tools,
-        connections=Connections(**{field: getattr(args, field) for field in CONNECTION_FLAGS}),
+        connections=Connections(**{flag.field.name: getattr(args, flag.dest) for flag in CONNECTION_FLAGS}),
         allowed_hosts=args.allowed_host,
     )
 
 
-# Connections' fields, with their flags' help; defaults come from the dataclass.
-CONNECTION_FLAGS = {
-    "limit_concurrency": "open connections at most; the next gets 503 at once (uvicorn's limit_concurrency)",
-    "backlog": "connections the kernel queues before they are accepted (uvicorn's backlog)",
-    "timeout_keep_alive": "seconds an idle connection stays open, a new one included (uvicorn's timeout_keep_alive)",
-    "header_timeout": "seconds for a request's headers to arrive; then the connection is closed",
-    "body_timeout": "seconds for a request's body to arrive; then 408",
-}
+CONNECTION_FLAGS = section_flags(Connections)
 
 
 def _positive(kind):
@@ -95,14 +88,9 @@ def add_commands(sub):
         default=4,
         help="native-size requests that may wait for the one native slot; more get 503 (default 4)",
     )
-    for field in dataclasses.fields(Connections):
-        kind = int if field.type == "int" else float
-        p.add_argument(
-            f"--{field.name.replace('_', '-')}",
-            type=_positive(kind),
-            default=field.default,
-            help=f"{CONNECTION_FLAGS[field.name]} (default {field.default:g})",
-        )
+    for flag in CONNECTION_FLAGS:
+        # Refused while parsing, as the other limits are; never None, so Connections gets every field.
+        flag.add_to(p, type=_positive(flag.kind), default=flag.field.default)
     p.add_argument(
         "--allowed-host",
         action="append",

@@ -29,12 +29,12 @@ def _export(args):
 
 
 def _evaluate(args):
-    from pix2pix_tf.config import eval_dir
+    from pix2pix_tf.artifacts import EvalDir, WorkDir
     from pix2pix_tf.evaluate import evaluate
     from pix2pix_tf.inference import load_generator
 
     generator, config, step = load_generator(args.workdir)
-    out = args.out or eval_dir(args.workdir, args.split, step)
+    out = args.out or WorkDir(args.workdir).evaluation(args.split, step)
     result = evaluate(
         generator,
         config,
@@ -46,7 +46,7 @@ def _evaluate(args):
     )
     m = result["mean"]
     print(f"{result['count']} images: L1 {m['l1']:.4f}, PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}")
-    print(f"wrote {out}/metrics.json and {out}/index.html")
+    print(f"wrote {EvalDir(out).metrics} and {EvalDir(out).page}")
 
 
 def _demo(args):

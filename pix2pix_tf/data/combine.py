@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pix2pix_tf.artifacts.datasets import COMBINE_MARKER
+from pix2pix_tf.artifacts.files import staged_output
 from pix2pix_tf.data.images import ImageError, list_images, read_image
 from pix2pix_tf.errors import DataError
-from pix2pix_tf.outputs import staged_output
-
-MARKER = ".pix2pix_tf_combine"  # in every folder `combine` writes: a rerun may replace it
 
 
 @dataclasses.dataclass
@@ -74,7 +73,7 @@ def combine(a_dir: str | Path, b_dir: str | Path, out: str | Path) -> CombineRep
     report = CombineReport()
     stamp = {"a": str(a_dir.resolve()), "b": str(b_dir.resolve())}
     made_by = "pix2pix-tf data combine"
-    with staged_output(out, "the combined images", marker=MARKER, made_by=made_by, stamp=stamp) as stage:
+    with staged_output(out, "the combined images", marker=COMBINE_MARKER, made_by=made_by, stamp=stamp) as stage:
         for split in splits:
             _combine_split(a_dir, b_dir, split, stage, report)
     print(report.summary())

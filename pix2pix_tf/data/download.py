@@ -11,11 +11,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from pix2pix_tf.config import read_json
+from pix2pix_tf.artifacts.datasets import DOWNLOAD_MARKER
+from pix2pix_tf.artifacts.files import read_json, staged_output
 from pix2pix_tf.errors import DataError, Pix2PixError, is_disk_full
-from pix2pix_tf.outputs import staged_output
 
-MARKER = ".pix2pix_tf_download"  # in every dataset folder this module extracted
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/"
 _CHUNK = 1 << 20
 
@@ -121,22 +120,22 @@ def _sha256(path: Path) -> str:
 def _extract(archive: Path, out: Path, name: str) -> Path:
     """Extracts beside `out/name` and swaps it in: a broken archive leaves the old data as it was.
 
-    `out/name` is replaced only if this command wrote it (its MARKER file); if the
+    `out/name` is replaced only if this command wrote it (its DOWNLOAD_MARKER file); if the
     marker says it came from this very archive, there is nothing to do, so a user's
     later changes to it are kept.
     """
     target = out / name
     stamp = {"archive": archive.name, "bytes": archive.stat().st_size}
-    if (target / MARKER).is_file():
+    if (target / DOWNLOAD_MARKER).is_file():
         try:
-            record = read_json(target / MARKER, "a download record")
+            record = read_json(target / DOWNLOAD_MARKER, "a download record")
         except Pix2PixError:  # damaged: the dataset is replaced like any earlier download
             record = {}
         if all(record.get(key) == value for key, value in stamp.items()):
             print(f"{target} already holds {archive.name}; not extracted again")
             return target
     with staged_output(
-        target, f"the {name} dataset", marker=MARKER, made_by="pix2pix-tf data download", stamp=stamp
+        target, f"the {name} dataset", marker=DOWNLOAD_MARKER, made_by="pix2pix-tf data download", stamp=stamp
     ) as stage:
         unpacked = stage / ".archive"
         try:

@@ -10,11 +10,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from pix2pix_tf.artifacts.files import atomic_file  # noqa: E402
 from pix2pix_tf.config import DataConfig  # noqa: E402
 from pix2pix_tf.data.files import find_pairs  # noqa: E402
 from pix2pix_tf.data.pipeline import train_dataset  # noqa: E402
 from pix2pix_tf.errors import Pix2PixError  # noqa: E402
-from pix2pix_tf.outputs import atomic_file  # noqa: E402
 
 _FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")  # what matplotlib writes without extra packages
 

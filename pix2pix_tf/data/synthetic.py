@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from pix2pix_tf.artifacts.datasets import SYNTH_MARKER
+from pix2pix_tf.artifacts.files import staged_output
 from pix2pix_tf.errors import Pix2PixError
-from pix2pix_tf.outputs import staged_output
 
 # The 12 CMP Facades classes with the jet-colormap colours of the dataset's label
 # images (class k of 12 -> jet((k - 1) / 11)).
@@ -58,7 +59,6 @@ FACADE_PALETTE = np.array(
 _C = {name: i for i, name in enumerate(FACADE_CLASSES)}
 
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
-MARKER = ".pix2pix_tf_synth"  # in every dataset `synthesize` writes: a rerun may replace it
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -325,7 +325,7 @@ def synthesize(name: str, out: str | Path, count: int = 500, size: int = 256, se
     with staged_output(
         Path(out),
         f"the synthetic {name} dataset",
-        marker=MARKER,
+        marker=SYNTH_MARKER,
         made_by="pix2pix-tf data synth",
         stamp=stamp,
     ) as stage:

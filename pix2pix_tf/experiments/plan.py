@@ -5,6 +5,10 @@ field, image size); the rest is shared, so every row gets the same budget, data 
 seeds. Rows of different tables that mean the same run (Table 2's U-Net rows are
 Table 1's L1 and L1+cGAN rows; Table 3's 70x70 row is L1+cGAN again, if the sizes
 agree) are one arm, trained once.
+
+Each row has an id, defined here, that claims and the report refer to it by; its label
+(the paper's row name) is only shown. The claims' ids are checked when the rows are
+built, before anything is trained.
 """
 
 from __future__ import annotations
@@ -19,7 +23,26 @@ TABLES = ("objective", "generator", "discriminator")
 PAPER_SIZE = 256  # the paper's image side, which its receptive fields are relative to
 PAPER_FIELDS = (1, 16, 70, 286)
 
-# The paper's FCN-scores (per-pixel acc, per-class acc, class IoU) on Cityscapes labels -> photo.
+# Each table's rows in the paper's order: id (what claims and the code refer to) -> label (the
+# paper's row name, shown in the report and never matched).
+LABELS = {
+    "objective": {"L1": "L1", "GAN": "GAN", "cGAN": "cGAN", "L1+GAN": "L1+GAN", "L1+cGAN": "L1+cGAN"},
+    "generator": {
+        "encoder-decoder-L1": "Encoder-decoder (L1)",
+        "encoder-decoder-L1+cGAN": "Encoder-decoder (L1+cGAN)",
+        "unet-L1": "U-Net (L1)",
+        "unet-L1+cGAN": "U-Net (L1+cGAN)",
+    },
+    "discriminator": {
+        "pixelgan": "1x1 PixelGAN",
+        "patch16": "16x16",
+        "patch70": "70x70",
+        "imagegan": "286x286 ImageGAN",
+        "l1-reference": "L1 alone (no D, reference)",
+    },
+}
+
+# The paper's FCN-scores (per-pixel acc, per-class acc, class IoU) on Cityscapes labels -> photo, by row id.
 PAPER = {
     "objective": {
         "L1": (0.42, 0.15, 0.11),
@@ -29,16 +52,16 @@ PAPER = {
         "L1+cGAN": (0.66, 0.23, 0.17),
     },
     "generator": {
-        "Encoder-decoder (L1)": (0.35, 0.12, 0.08),
-        "Encoder-decoder (L1+cGAN)": (0.29, 0.09, 0.05),
-        "U-Net (L1)": (0.48, 0.18, 0.13),
-        "U-Net (L1+cGAN)": (0.55, 0.20, 0.14),
+        "encoder-decoder-L1": (0.35, 0.12, 0.08),
+        "encoder-decoder-L1+cGAN": (0.29, 0.09, 0.05),
+        "unet-L1": (0.48, 0.18, 0.13),
+        "unet-L1+cGAN": (0.55, 0.20, 0.14),
     },
-    "discriminator": {
-        "1x1 PixelGAN": (0.39, 0.15, 0.10),
-        "16x16": (0.65, 0.21, 0.17),
-        "70x70": (0.66, 0.23, 0.17),
-        "286x286 ImageGAN": (0.42, 0.16, 0.11),
+    "discriminator": {  # the fields of PAPER_FIELDS, in its order
+        "pixelgan": (0.39, 0.15, 0.10),
+        "patch16": (0.65, 0.21, 0.17),
+        "patch70": (0.66, 0.23, 0.17),
+        "imagegan": (0.42, 0.16, 0.11),
     },
 }
 PAPER_GROUND_TRUTH = (0.80, 0.26, 0.21)
@@ -158,10 +181,57 @@ class Arm:
 
 @dataclasses.dataclass(frozen=True)
 class Row:
+    """One row of a table: the arm behind it, found by `id`, shown as `label`."""
+
     table: str
-    label: str  # the paper's row name
+    id: str  # a key of LABELS[table]
     arm: Arm
     note: str = ""  # how this row maps to the paper's, where it differs
+
+    @property
+    def label(self) -> str:
+        """The paper's row name, for display only."""
+        return LABELS[self.table][self.id]
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One of the paper's claims about a table, checked in `report` against the rows it names.
+
+    Attributes:
+        table: the table whose rows decide it.
+        text: the claim, as the report states it.
+        rows: ids of the rows it compares, in the order its check takes them.
+    """
+
+    table: str
+    text: str
+    rows: tuple[str, ...]
+
+
+L1_IS_BLURRY = Claim("objective", "L1 alone is blurry", ("L1", "L1+cGAN"))
+CGAN_IS_SHARP = Claim("objective", "cGAN alone is sharp but artefact-prone", ("L1", "cGAN", "L1+cGAN"))
+GAN_IGNORES_INPUT = Claim("objective", "an unconditional D ignores the input", ("GAN", "cGAN"))
+L1_CGAN_IS_BEST = Claim("objective", "L1+cGAN scores best", ("L1+cGAN", "L1", "GAN", "cGAN", "L1+GAN"))
+UNET_BEATS_ENCODER_DECODER = Claim(
+    "generator",
+    "U-Net beats encoder-decoder",
+    ("unet-L1", "encoder-decoder-L1", "unet-L1+cGAN", "encoder-decoder-L1+cGAN"),
+)
+PATCH70_IS_BEST = Claim("discriminator", "70x70 is the sweet spot", ("patch70", "pixelgan", "patch16", "imagegan"))
+PIXELGAN_IS_COLOURFUL = Claim(
+    "discriminator", "1x1 is colourful but not sharp", ("pixelgan", "patch70", "l1-reference")
+)
+# In the report's order.
+CLAIMS = (
+    L1_IS_BLURRY,
+    CGAN_IS_SHARP,
+    GAN_IGNORES_INPUT,
+    L1_CGAN_IS_BEST,
+    UNET_BEATS_ENCODER_DECODER,
+    PATCH70_IS_BEST,
+    PIXELGAN_IS_COLOURFUL,
+)
 
 
 def scaled_field(paper_field: int, image_size: int) -> int:
@@ -177,20 +247,28 @@ def scaled_field(paper_field: int, image_size: int) -> int:
 
 
 def rows(tables: tuple[str, ...], settings: Settings) -> list[Row]:
-    """The rows of the requested tables, in the paper's order."""
+    """The rows of the requested tables, in the paper's order.
+
+    Raises:
+        Pix2PixError: if the settings do not fit a table, a row has no label, or a
+            claim about one of the tables names a row it does not have.
+    """
     out = []
     # Tables 1 and 2 use the paper's 70x70 PatchGAN, scaled like Table 3's rows: at 64 px a
     # 70 px field would judge the whole image, which is the paper's 286x286 ImageGAN.
     if "objective" in tables:
         size = settings.sizes["objective"]
         field = scaled_field(70, size)
-        out += [Row("objective", name, Arm(size, name, receptive_field=field)) for name in PAPER["objective"]]
+        out += [
+            Row("objective", objective, Arm(size, objective, receptive_field=field))
+            for objective in LABELS["objective"]
+        ]
     if "generator" in tables:
         size = settings.sizes["generator"]
         field = scaled_field(70, size)
-        for label, generator in (("Encoder-decoder", "encoder-decoder"), ("U-Net", "unet")):
+        for generator in ("encoder-decoder", "unet"):
             for objective in ("L1", "L1+cGAN"):
-                out.append(Row("generator", f"{label} ({objective})", Arm(size, objective, generator, field)))
+                out.append(Row("generator", f"{generator}-{objective}", Arm(size, objective, generator, field)))
     if "discriminator" in tables:
         size = settings.sizes["discriminator"]
         fields = [scaled_field(f, size) for f in PAPER_FIELDS]
@@ -199,12 +277,36 @@ def rows(tables: tuple[str, ...], settings: Settings) -> list[Row]:
                 f"at {size} px Table 3's fields collapse: the paper's {', '.join(map(str, PAPER_FIELDS))} map to "
                 f"{', '.join(map(str, fields))} px; use --image-size 128 or more for the discriminator table"
             )
-        for label, paper_field, field in zip(PAPER["discriminator"], PAPER_FIELDS, fields, strict=True):
+        for row_id, paper_field, field in zip(PAPER["discriminator"], PAPER_FIELDS, fields, strict=True):
             note = f"here {field}x{field} at {size} px: {field / size:.3f} of the side, paper {paper_field / 256:.3f}"
-            out.append(Row("discriminator", label, Arm(size, "L1+cGAN", receptive_field=field), note))
+            out.append(Row("discriminator", row_id, Arm(size, "L1+cGAN", receptive_field=field), note))
         # Fig. 7 compares the PixelGAN's colours with L1 alone, at the same size.
-        out.append(Row("discriminator", "L1 alone (no D, reference)", Arm(size, "L1")))
+        out.append(Row("discriminator", "l1-reference", Arm(size, "L1")))
+    _check_ids(out)
     return out
+
+
+def _check_ids(table_rows: list[Row]) -> None:
+    # Here, not when the report is written: a row without a label, or a claim naming a row
+    # that is not built, would otherwise fail only after every arm has trained.
+    ids: dict[str, list[str]] = {}
+    for row in table_rows:
+        if row.id not in LABELS[row.table]:
+            raise Pix2PixError(f"row {row.id!r} of table {row.table!r} has no label in plan.LABELS")
+        ids.setdefault(row.table, []).append(row.id)
+    for claim in CLAIMS:
+        if claim.table not in TABLES:
+            raise Pix2PixError(
+                f"the claim {claim.text!r} is about table {claim.table!r}; expected one of {', '.join(TABLES)}"
+            )
+        built = ids.get(claim.table, [])
+        missing = [row_id for row_id in claim.rows if built and row_id not in built]
+        if missing:
+            raise Pix2PixError(
+                f"the claim {claim.text!r} names row {', '.join(map(repr, missing))}, which table {claim.table!r} "
+                f"does not have (its rows: {', '.join(built)}); "
+                "fix the claim's row ids in pix2pix_tf/experiments/plan.py"
+            )
 
 
 def arms(table_rows: list[Row]) -> list[Arm]:

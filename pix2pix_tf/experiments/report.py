@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2pix_tf.config import read_json, write_json
+from pix2pix_tf.artifacts.experimentdir import ExperimentDir
+from pix2pix_tf.artifacts.files import read_json, write_json
 from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.experiments import plan
 
@@ -80,9 +81,9 @@ def _unchecked(claim: str, rule: str, diverged: list[str], why: str = "diverged 
     }
 
 
-def _needs(rows: dict, names: tuple[str, ...], checked: dict) -> dict:
-    """`checked`, or the claim marked not checked if a row it compares diverged."""
-    diverged = [name for name in names if name not in _finished(rows)]
+def _needs(rows: dict, checked: dict) -> dict:
+    """`checked`, or the claim marked not checked if a row it compares (every one of `rows`) diverged."""
+    diverged = [name for name in rows if name not in _finished(rows)]
     return _unchecked(checked["claim"], checked["rule"], diverged) if diverged else checked
 
 
@@ -106,111 +107,116 @@ def _best_claim(claim: str, rule: str, rows: dict, claimed: str) -> dict:
     return _claim(claim, rule, order[0] == claimed, evidence, within)
 
 
-def _mark_single_seed(table_claims: list[dict], rows: dict | None) -> None:
-    for claim in table_claims:
-        claim.setdefault("single_seed", bool(rows) and all(row["n"] <= 1 for row in rows.values()))
+# Each check takes the claim, the rows it names (by label, in table order), the references,
+# then the labels of `claim.rows` in that order; the labels only name rows in the evidence.
+
+
+def _l1_is_blurry(claim: plan.Claim, rows: dict, references: dict, l1: str, l1_cgan: str) -> dict:
+    held, text, within = _compare(rows, l1_cgan, l1, "sharpness")
+    rule = "sharpness ratio of L1 < L1+cGAN's (1.0 = as sharp as the real photos)"
+    return _needs(rows, _claim(claim.text, rule, held, [f"sharpness {text}"], within))
+
+
+def _cgan_is_sharp(claim: plan.Claim, rows: dict, references: dict, l1: str, cgan: str, l1_cgan: str) -> dict:
+    sharp, s_text, s_within = _compare(rows, cgan, l1, "sharpness")
+    worse, w_text, w_within = _compare(rows, l1_cgan, cgan, "class_iou")
+    rule = "sharpness of cGAN > L1's, and class IoU of cGAN < L1+cGAN's"
+    evidence = [f"sharpness {s_text}", f"class IoU {w_text}"]
+    return _needs(rows, _claim(claim.text, rule, sharp and worse, evidence, s_within or w_within))
+
+
+def _gan_ignores_input(claim: plan.Claim, rows: dict, references: dict, gan: str, cgan: str) -> dict:
+    size = next(iter(rows.values()))["image_size"]
+    mismatched = references[str(size)]["mismatched"]["class_iou"]
+    gan_iou, cgan_iou = rows[gan]["mean"]["class_iou"], rows[cgan]["mean"]["class_iou"]
+    rule = "class IoU of GAN is closer to the mismatched-labels reference than to cGAN's"
+    held = abs(gan_iou - mismatched) < abs(cgan_iou - gan_iou)
+    evidence = [f"class IoU {gan} {gan_iou:.3f}, mismatched labels {mismatched:.3f}, {cgan} {cgan_iou:.3f}"]
+    within = abs(cgan_iou - gan_iou) <= rows[gan]["sd"]["class_iou"] + rows[cgan]["sd"]["class_iou"]
+    return _needs(rows, _claim(claim.text, rule, held, evidence, within))
+
+
+def _l1_cgan_is_best(claim: plan.Claim, rows: dict, references: dict, l1_cgan: str, *others: str) -> dict:
+    return _best_claim(claim.text, "L1+cGAN has the highest class IoU of Table 1", rows, l1_cgan)
+
+
+def _unet_beats_encoder_decoder(
+    claim: plan.Claim, rows: dict, references: dict, unet_l1: str, ed_l1: str, unet_cgan: str, ed_cgan: str
+) -> dict:
+    l1, l1_text, l1_within = _compare(rows, unet_l1, ed_l1, "class_iou")
+    gan, gan_text, gan_within = _compare(rows, unet_cgan, ed_cgan, "class_iou")
+    rule = "class IoU of U-Net > encoder-decoder's, with L1 and with L1+cGAN"
+    evidence = [f"class IoU {l1_text}", gan_text]
+    return _needs(rows, _claim(claim.text, rule, l1 and gan, evidence, l1_within or gan_within))
+
+
+def _patch70_is_best(claim: plan.Claim, rows: dict, references: dict, patch70: str, *others: str) -> dict:
+    return _best_claim(claim.text, "the 70x70 analogue has the highest class IoU of Table 3", rows, patch70)
+
+
+def _pixelgan_is_colourful(
+    claim: plan.Claim, rows: dict, references: dict, pixelgan: str, patch70: str, l1: str
+) -> dict:
+    def colour(row):
+        return (rows[row]["mean"]["lab_a"] + rows[row]["mean"]["lab_b"]) / 2
+
+    not_sharp, s_text, s_within = _compare(rows, patch70, pixelgan, "sharpness")
+    rule = "mean a/b histogram intersection of 1x1 > L1 alone's, and sharpness of 1x1 < 70x70's"
+    evidence = [f"a/b intersection 1x1 {colour(pixelgan):.3f} vs L1 alone {colour(l1):.3f}", f"sharpness {s_text}"]
+    return _needs(rows, _claim(claim.text, rule, colour(pixelgan) > colour(l1) and not_sharp, evidence, s_within))
+
+
+_CHECKS = {
+    plan.L1_IS_BLURRY: _l1_is_blurry,
+    plan.CGAN_IS_SHARP: _cgan_is_sharp,
+    plan.GAN_IGNORES_INPUT: _gan_ignores_input,
+    plan.L1_CGAN_IS_BEST: _l1_cgan_is_best,
+    plan.UNET_BEATS_ENCODER_DECODER: _unet_beats_encoder_decoder,
+    plan.PATCH70_IS_BEST: _patch70_is_best,
+    plan.PIXELGAN_IS_COLOURFUL: _pixelgan_is_colourful,
+}
+# Results written before rows had ids name rows by label only: the labels they used, frozen
+# here so that renaming a label in the plan does not change how they read.
+_IDS_OF_OLD_LABELS = {
+    **{objective: objective for objective in ("L1", "GAN", "cGAN", "L1+GAN", "L1+cGAN")},
+    "Encoder-decoder (L1)": "encoder-decoder-L1",
+    "Encoder-decoder (L1+cGAN)": "encoder-decoder-L1+cGAN",
+    "U-Net (L1)": "unet-L1",
+    "U-Net (L1+cGAN)": "unet-L1+cGAN",
+    "1x1 PixelGAN": "pixelgan",
+    "16x16": "patch16",
+    "70x70": "patch70",
+    "286x286 ImageGAN": "imagegan",
+    "L1 alone (no D, reference)": "l1-reference",
+}
+
+
+def _row_id(label: str, row: dict) -> str:
+    return row["id"] if "id" in row else _IDS_OF_OLD_LABELS[label]
 
 
 def claims(tables: dict[str, dict], references: dict) -> list[dict]:
-    """Checks each of the paper's claims that the tables at hand can speak to."""
+    """Checks each of the paper's claims (`plan.CLAIMS`) that the tables at hand can speak to.
+
+    Args:
+        tables: per table, its rows by label, as `write_report` writes them.
+        references: per image size (a string), the ground-truth and mismatched-label scores.
+
+    Returns:
+        Per claim: its text, rule, whether it held (None if a row it needs diverged),
+        the evidence, and whether the gap is within the seeds' spread.
+    """
     out = []
-    t1 = tables.get("objective")
-    if t1:
-        held, text, within = _compare(t1, "L1+cGAN", "L1", "sharpness")
-        out.append(
-            _needs(
-                t1,
-                ("L1", "L1+cGAN"),
-                _claim(
-                    "L1 alone is blurry",
-                    "sharpness ratio of L1 < L1+cGAN's (1.0 = as sharp as the real photos)",
-                    held,
-                    [f"sharpness {text}"],
-                    within,
-                ),
-            )
-        )
-        sharp, s_text, s_within = _compare(t1, "cGAN", "L1", "sharpness")
-        worse, w_text, w_within = _compare(t1, "L1+cGAN", "cGAN", "class_iou")
-        out.append(
-            _needs(
-                t1,
-                ("L1", "cGAN", "L1+cGAN"),
-                _claim(
-                    "cGAN alone is sharp but artefact-prone",
-                    "sharpness of cGAN > L1's, and class IoU of cGAN < L1+cGAN's",
-                    sharp and worse,
-                    [f"sharpness {s_text}", f"class IoU {w_text}"],
-                    s_within or w_within,
-                ),
-            )
-        )
-        size = next(iter(t1.values()))["image_size"]
-        mismatched = references[str(size)]["mismatched"]["class_iou"]
-        gan, cgan = t1["GAN"]["mean"]["class_iou"], t1["cGAN"]["mean"]["class_iou"]
-        out.append(
-            _needs(
-                t1,
-                ("GAN", "cGAN"),
-                _claim(
-                    "an unconditional D ignores the input",
-                    "class IoU of GAN is closer to the mismatched-labels reference than to cGAN's",
-                    abs(gan - mismatched) < abs(cgan - gan),
-                    [f"class IoU GAN {gan:.3f}, mismatched labels {mismatched:.3f}, cGAN {cgan:.3f}"],
-                    abs(cgan - gan) <= t1["GAN"]["sd"]["class_iou"] + t1["cGAN"]["sd"]["class_iou"],
-                ),
-            )
-        )
-        out.append(_best_claim("L1+cGAN scores best", "L1+cGAN has the highest class IoU of Table 1", t1, "L1+cGAN"))
-    _mark_single_seed(out, t1)
-    t2 = tables.get("generator")
-    if t2:
-        l1, l1_text, l1_within = _compare(t2, "U-Net (L1)", "Encoder-decoder (L1)", "class_iou")
-        gan, gan_text, gan_within = _compare(t2, "U-Net (L1+cGAN)", "Encoder-decoder (L1+cGAN)", "class_iou")
-        out.append(
-            _needs(
-                t2,
-                tuple(t2),
-                _claim(
-                    "U-Net beats encoder-decoder",
-                    "class IoU of U-Net > encoder-decoder's, with L1 and with L1+cGAN",
-                    l1 and gan,
-                    [f"class IoU {l1_text}", gan_text],
-                    l1_within or gan_within,
-                ),
-            )
-        )
-        _mark_single_seed(out[-1:], t2)
-    t3 = tables.get("discriminator")
-    if t3:
-        fields = {r: t3[r] for r in t3 if r in plan.PAPER["discriminator"]}
-        rule = "the 70x70 analogue has the highest class IoU of Table 3"
-        out.append(_best_claim("70x70 is the sweet spot", rule, fields, "70x70"))
-        reference = "L1 alone (no D, reference)"
-
-        def colour(row):
-            return (t3[row]["mean"]["lab_a"] + t3[row]["mean"]["lab_b"]) / 2
-
-        colourful = colour("1x1 PixelGAN") > colour(reference)
-        not_sharp, s_text, s_within = _compare(t3, "70x70", "1x1 PixelGAN", "sharpness")
-        out.append(
-            _needs(
-                t3,
-                ("1x1 PixelGAN", "70x70", reference),
-                _claim(
-                    "1x1 is colourful but not sharp",
-                    "mean a/b histogram intersection of 1x1 > L1 alone's, and sharpness of 1x1 < 70x70's",
-                    colourful and not_sharp,
-                    [
-                        f"a/b intersection 1x1 {colour('1x1 PixelGAN'):.3f} vs L1 alone {colour(reference):.3f}",
-                        f"sharpness {s_text}",
-                    ],
-                    s_within,
-                ),
-            )
-        )
-    if t3:
-        _mark_single_seed(out[-2:], t3)
+    for claim in plan.CLAIMS:
+        table = tables.get(claim.table)
+        if not table:
+            continue
+        labels = {_row_id(label, row): label for label, row in table.items()}
+        names = [labels[row_id] for row_id in claim.rows]
+        rows = {label: row for label, row in table.items() if label in names}
+        checked = _CHECKS[claim](claim, rows, references, *names)
+        checked["single_seed"] = all(row["n"] <= 1 for row in table.values())
+        out.append(checked)
     return out
 
 
@@ -259,7 +265,7 @@ def _markdown(results: dict) -> str:
             "|---|---|---|---|---|",
         ]
         for name, row in rows.items():
-            paper = plan.PAPER[table].get(name)
+            paper = plan.PAPER[table].get(_row_id(name, row))
             paper_text = " / ".join(f"{v:.2f}" for v in paper) if paper else "–"
             scores = " | ".join(_fmt(row, m) for m in plan.FCN_KEYS)
             lines.append(f"| {_label(name, row, True)} | {scores} | {paper_text} |")
@@ -288,7 +294,7 @@ def _markdown(results: dict) -> str:
         for name, row in rows.items():
             metrics = ("l1", "psnr", "ssim", "sharpness", "lab_L", "lab_a", "lab_b")
             lines.append(f"| {_label(name, row, False)} | " + " | ".join(_fmt(row, m) for m in metrics) + " |")
-        lines += ["", f"![{_TITLES[table]}](figures/{table}.png)", ""]
+        lines += ["", f"![{_TITLES[table]}]({ExperimentDir.figure_link(table)})", ""]
     lines += ["## The paper's claims, checked", ""]
     for c in results["claims"]:
         verdict = VERDICTS[c["held"]]
@@ -340,7 +346,7 @@ def _figure(path: Path, title: str, names: list[str], inputs, targets, outputs: 
 
 def _previous_results(out: Path) -> dict:
     try:
-        return read_json(out / "results.json", "the experiment's earlier results")
+        return read_json(ExperimentDir(out).results, "the experiment's earlier results")
     except Pix2PixError:  # none yet, or damaged: only this call's tables are reported
         return {}
 
@@ -361,10 +367,11 @@ def write_report(out: Path, table_rows, settings, scores, references, figures, o
     tables: dict[str, dict] = {}
     for row in table_rows:
         tables.setdefault(row.table, {})[row.label] = {
+            "id": row.id,
             "arm": row.arm.key,
             "image_size": row.arm.image_size,
             "note": row.note,
-            "paper": dict(zip(plan.FCN_KEYS, plan.PAPER[row.table].get(row.label, ()), strict=False)),
+            "paper": dict(zip(plan.FCN_KEYS, plan.PAPER[row.table].get(row.id, ()), strict=False)),
             **_stats(scores[row.arm.key]),
         }
     references = {str(size): ref for size, ref in references.items()}
@@ -387,7 +394,8 @@ def write_report(out: Path, table_rows, settings, scores, references, figures, o
         "arms": {**previous.get("arms", {}), **{k: {str(s): v for s, v in per.items()} for k, per in scores.items()}},
         "run": run_info,
     }
-    figures_dir = out / "figures"
+    folder = ExperimentDir(out)
+    figures_dir = folder.figures
     figures_dir.mkdir(exist_ok=True)
     for table, rows in tables.items():
         if table not in {row.table for row in table_rows}:
@@ -395,7 +403,7 @@ def write_report(out: Path, table_rows, settings, scores, references, figures, o
         size = next(iter(rows.values()))["image_size"]
         inputs, targets = figures[size]
         _figure(
-            figures_dir / f"{table}.png",
+            folder.figure(table),
             _TITLES[table] + (" (quick mode: meaningless)" if settings.quick else ""),
             list(rows),
             inputs,
@@ -405,6 +413,6 @@ def write_report(out: Path, table_rows, settings, scores, references, figures, o
     for stale in figures_dir.glob("*.png"):
         if stale.stem not in tables:
             stale.unlink()
-    write_json(out / "results.json", results)
-    (out / "results.md").write_text(_markdown(results))
+    write_json(folder.results, results)
+    folder.results_text.write_text(_markdown(results))
     return results

@@ -1,13 +1,8 @@
 """`pix2pix-tf experiment`: trains every arm of the requested tables and scores it.
 
-Layout of the experiment folder:
-  experiment.json        settings that every arm's result depends on (a rerun must match)
-  data/facades{S}/       synthetic facades per image size (unless --data is given)
-  segmenter{S}/          the FCN-score analogue's judge per size, trained once
-  arms/{arm}/seed{k}/    a normal training work dir, plus scores.json when finished
-  results.json, results.md, figures/{table}.png
-
-A rerun skips arms whose scores.json is there, resumes arms with checkpoints (the
+The experiment folder's layout is `artifacts.experimentdir`'s: its settings record,
+data and segmenter per image size, one training work dir per arm and seed (plus its
+scores when finished), and the results. A rerun skips arms whose scores are there, resumes arms with checkpoints (the
 trainer does that) and starts the others, so an interrupted experiment continues
 where it stopped.
 """
@@ -21,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2pix_tf.config import DataConfig, read_json, write_json
+from pix2pix_tf.artifacts.experimentdir import ArmRunDir, ExperimentDir
+from pix2pix_tf.artifacts.files import read_json, write_json
+from pix2pix_tf.config import DataConfig
 from pix2pix_tf.data.files import find_pairs
 from pix2pix_tf.data.pipeline import eval_dataset, to_uint8
 from pix2pix_tf.data.synthetic import FACADE_PALETTE, synthesize
@@ -36,9 +33,6 @@ from pix2pix_tf.models import generate
 from pix2pix_tf.precision import cpu_model
 from pix2pix_tf.train import NonFiniteLossError, train
 
-EXPERIMENT_FILE = "experiment.json"
-SCORES_FILE = "scores.json"
-OUTPUTS_FILE = "figure_outputs.npy"  # the first test outputs, for the figures
 # Settings a finished arm's numbers depend on; seeds and sizes may change between runs
 # (more seeds add runs; another size is another arm).
 _FIXED = ("steps", "batch_size", "ngf", "ndf", "segmenter_steps", "pairs", "quick")
@@ -79,7 +73,7 @@ def check_data(data_dir: Path, image_size: int) -> None:
 
 def _open_experiment(out: Path, settings: plan.Settings, data_dir: Path | None) -> None:
     """Creates the experiment folder, or checks that an existing one was made with the same settings."""
-    record_path = out / EXPERIMENT_FILE
+    record_path = ExperimentDir(out).record
     record = {**{k: getattr(settings, k) for k in _FIXED}, "data": str(data_dir.resolve()) if data_dir else None}
     if record_path.exists():
         old = read_json(record_path, "the experiment's settings")
@@ -93,7 +87,7 @@ def _open_experiment(out: Path, settings: plan.Settings, data_dir: Path | None) 
     if out.exists() and not out.is_dir():
         raise Pix2PixError(f"--out {out} is a file; give a folder (new, empty, or an earlier experiment)")
     if out.exists() and any(out.iterdir()):
-        raise Pix2PixError(f"{out} exists and is not an experiment folder (no {EXPERIMENT_FILE}); use a new --out")
+        raise Pix2PixError(f"{out} exists and is not an experiment folder (no {record_path.name}); use a new --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -194,15 +188,14 @@ def run_experiment(
 
     data, tests, segmenters, references = {}, {}, {}, {}
     for size in sizes:
-        data[size] = data_dir or out / "data" / f"facades{size}"
+        data[size] = data_dir or ExperimentDir(out).data(size)
         if data_dir is None and not (data[size] / "test").is_dir():
             print(f"synthesising {settings.pairs} facades at {size} px in {data[size]}")
             synthesize("facades", data[size], count=settings.pairs, size=size, seed=0)
         tests[size] = TestSet(data[size], size)
-        print(f"segmenter for {size} px: trained on the real training photos (cached in {out / f'segmenter{size}'})")
-        segmenters[size] = load_or_train(
-            out / f"segmenter{size}", data[size], FACADE_PALETTE, size, steps=settings.segmenter_steps
-        )
+        cache = ExperimentDir(out).segmenter(size)
+        print(f"segmenter for {size} px: trained on the real training photos (cached in {cache.root})")
+        segmenters[size] = load_or_train(cache.root, data[size], FACADE_PALETTE, size, steps=settings.segmenter_steps)
         test = tests[size]
         mismatched = np.roll(test.labels, 1, axis=0)  # each photo judged against another image's labels
         references[size] = {
@@ -238,24 +231,24 @@ def run_experiment(
         t0 = time.monotonic()
         test = tests[arm.image_size]
         try:
-            result = train(arm.config(settings, seed), data[arm.image_size], workdir)
+            result = train(arm.config(settings, seed), data[arm.image_size], workdir.root)
         except NonFiniteLossError as e:
             # A GAN run can diverge; a rerun would diverge again (same seed, same data), so the
             # run is recorded as diverged and the experiment goes on.
             scores = {"step": settings.steps, "seed": seed, "diverged": str(e), "seconds": time.monotonic() - t0}
-            workdir.mkdir(parents=True, exist_ok=True)
-            np.save(workdir / OUTPUTS_FILE, np.zeros_like(test.targets[:FIGURE_IMAGES]))
-            write_json(workdir / SCORES_FILE, scores)
+            workdir.root.mkdir(parents=True, exist_ok=True)
+            np.save(workdir.outputs, np.zeros_like(test.targets[:FIGURE_IMAGES]))
+            write_json(workdir.scores, scores)
             todo.remove((arm, seed))
             print(f"[{index}/{len(runs)}] {arm.key} seed {seed}: diverged ({e})", flush=True)
             continue
         if result.interrupted:
             print(f"experiment interrupted during {arm.key} seed {seed}; rerun the same command to resume")
             raise KeyboardInterrupt  # the checkpoint is kept
-        scores, outputs = score_arm(workdir, test, segmenters[arm.image_size])
+        scores, outputs = score_arm(workdir.root, test, segmenters[arm.image_size])
         scores.update(seed=seed, seconds=time.monotonic() - t0)
-        np.save(workdir / OUTPUTS_FILE, outputs[:FIGURE_IMAGES])
-        write_json(workdir / SCORES_FILE, scores)
+        np.save(workdir.outputs, outputs[:FIGURE_IMAGES])
+        write_json(workdir.scores, scores)
         todo.remove((arm, seed))
         kind = measured[arm.objective != "L1"]
         kind[0] += (result.step - result.start_step) * arm.image_size**2
@@ -267,12 +260,10 @@ def run_experiment(
         )
 
     scores = {
-        arm.key: {
-            seed: read_json(_run_dir(out, arm, seed) / SCORES_FILE, "an arm's scores") for seed in range(n_seeds[arm])
-        }
+        arm.key: {seed: read_json(_run_dir(out, arm, seed).scores, "an arm's scores") for seed in range(n_seeds[arm])}
         for arm in arms
     }
-    outputs = {arm.key: np.load(_run_dir(out, arm, 0) / OUTPUTS_FILE) for arm in arms}
+    outputs = {arm.key: np.load(_run_dir(out, arm, 0).outputs) for arm in arms}
     return write_report(
         out,
         table_rows,
@@ -304,13 +295,14 @@ def _eta(todo, settings: plan.Settings, measured: dict[bool, list[float]]) -> fl
     return sum(settings.steps * a.image_size**2 * rates.get(a.objective != "L1", fallback) for a, _ in todo)
 
 
-def _run_dir(out: Path, arm: plan.Arm, seed: int) -> Path:
-    return out / "arms" / arm.key / f"seed{seed}"
+def _run_dir(out: Path, arm: plan.Arm, seed: int) -> ArmRunDir:
+    return ExperimentDir(out).run(arm.key, seed)
 
 
 def _finished(out: Path, arm: plan.Arm, seed: int, settings: plan.Settings) -> bool:
-    path = _run_dir(out, arm, seed) / SCORES_FILE
-    if not path.is_file() or not (path.parent / OUTPUTS_FILE).is_file():
+    run = _run_dir(out, arm, seed)
+    path = run.scores
+    if not path.is_file() or not run.outputs.is_file():
         return False
     try:
         return read_json(path, "an arm's scores").get("step") == settings.steps

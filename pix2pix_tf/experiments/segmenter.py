@@ -15,14 +15,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.config import DataConfig, read_json, write_json
+from pix2pix_tf.artifacts.experimentdir import SegmenterDir
+from pix2pix_tf.artifacts.files import read_json, write_json
+from pix2pix_tf.config import DataConfig
 from pix2pix_tf.data.files import find_pairs
 from pix2pix_tf.data.pipeline import eval_dataset, to_uint8
 from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.experiments.metrics import confusion_matrix, labels_from_colors, segmentation_scores
-
-SEGMENTER_FILE = "segmenter.keras"
-SEGMENTER_RECORD = "segmenter.json"
 
 
 def build_segmenter(image_size: int, n_classes: int, width: int = 32, seed: int = 0) -> keras.Model:
@@ -105,7 +104,7 @@ def load_or_train(
     cache_dir: str | Path, data_dir: str | Path, palette: np.ndarray, image_size: int, steps: int = 1500, seed: int = 0
 ) -> keras.Model:
     """The cached segmenter of `cache_dir` if it was trained for these settings, else a new one (then cached)."""
-    cache_dir = Path(cache_dir)
+    cache = SegmenterDir(cache_dir)
     record = {
         "data_dir": str(Path(data_dir).resolve()),
         "image_size": image_size,
@@ -113,11 +112,11 @@ def load_or_train(
         "seed": seed,
         "classes": len(palette),
     }
-    path, record_path = cache_dir / SEGMENTER_FILE, cache_dir / SEGMENTER_RECORD
+    path, record_path = cache.model, cache.record
     if path.is_file() and record_path.is_file() and _read_record(record_path) == record:
         return keras.models.load_model(path)
     model = train_segmenter(data_dir, palette, image_size, steps=steps, seed=seed)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache.root.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.keras")
     model.save(tmp)
     tmp.replace(path)

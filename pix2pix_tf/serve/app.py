@@ -37,7 +37,7 @@ from pix2pix_tf.data.images import ACCEPTED, ImageError, decode
 from pix2pix_tf.data.pipeline import to_uint8
 from pix2pix_tf.data.synthetic import FACADE_CLASSES, FACADE_PALETTE
 from pix2pix_tf.errors import Pix2PixError, short_message
-from pix2pix_tf.inference import NATIVE_SIGNATURE, as_image, pad_to_multiple
+from pix2pix_tf.inference import as_image, pad_to_multiple
 from pix2pix_tf.serve import browser
 from pix2pix_tf.serve.batching import Batcher, ClientGone, check_client, client_gone
 from pix2pix_tf.serve.model import ServedModel
@@ -51,6 +51,7 @@ from pix2pix_tf.serve.rest import (
     render_predict,
     short_repr,
 )
+from pix2pix_tf.signatures import NATIVE_SIGNATURE, STOCHASTIC_SIGNATURE
 
 VERSION = "1"
 PAGE_TOOLS = ("auto", "facade_labels", "pencil")
@@ -154,7 +155,7 @@ class App:
         self.batchers = {
             sig_name: Batcher(
                 signature,
-                max_batch=1 if sig_name in ("serving_stochastic", NATIVE_SIGNATURE) else max_batch,
+                max_batch=1 if sig_name in (STOCHASTIC_SIGNATURE, NATIVE_SIGNATURE) else max_batch,
                 timeout_ms=batch_timeout_ms,
             )
             for sig_name, signature in served.signatures.items()

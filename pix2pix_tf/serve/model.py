@@ -2,7 +2,7 @@
 
 An export dir or SavedModel dir is loaded with `tf.saved_model.load`, so the server
 runs exactly the graphs TensorFlow Serving would. A training work dir gets the same
-signatures built in memory from its newest checkpoint (`export.GeneratorModule`).
+signatures built in memory from its newest checkpoint (`signatures.GeneratorModule`).
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
-from pix2pix_tf.config import CHECKPOINT_DIR, CONFIG_FILE, load_config
+from pix2pix_tf.artifacts.files import load_config
+from pix2pix_tf.artifacts.model_path import open_model
 from pix2pix_tf.data.images import decode
 from pix2pix_tf.data.pipeline import image_to_model, to_uint8
-from pix2pix_tf.errors import Pix2PixError, short_message
-from pix2pix_tf.export import GeneratorModule
-from pix2pix_tf.inference import NATIVE_SIGNATURE, SAVED_MODEL_DIR, as_image, load_generator
+from pix2pix_tf.inference import as_image, load_generator, load_saved_model
 from pix2pix_tf.models import unet_depth
-from pix2pix_tf.runtime import quiet_native_output
 from pix2pix_tf.shipped import shipped_model
+from pix2pix_tf.signatures import DEFAULT_SIGNATURE, GeneratorModule, signature_functions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,40 +99,26 @@ def load_served_model(path: str | Path | None = None) -> ServedModel:
     Raises:
         Pix2PixError: the path holds none of these, or the model cannot be read.
     """
-    path = Path(path) if path is not None else shipped_model()
-    if (path / CONFIG_FILE).is_file() and (path / CHECKPOINT_DIR).is_dir():
-        generator, config, _ = load_generator(path)
-        module = GeneratorModule(generator, config, {})
-        functions = {
-            "serving_default": module.serve.get_concrete_function(),
-            "translate_image": module.translate_image.get_concrete_function(),
-            "translate_bytes": module.translate_bytes.get_concrete_function(),
-            NATIVE_SIGNATURE: module.serve_any_size.get_concrete_function(),
-            "serving_stochastic": module.serve_stochastic.get_concrete_function(),
-        }
-        signatures = {k: _signature(f) for k, f in functions.items()}
-        return _decoding_by_rule(ServedModel(signatures, *_shape(config), path, owner=module))
-    saved_model = path / SAVED_MODEL_DIR if (path / SAVED_MODEL_DIR / "saved_model.pb").is_file() else path
-    if not (saved_model / "saved_model.pb").is_file():
-        raise Pix2PixError(
-            f"{path}: nothing to serve: expected an export dir, a SavedModel dir (saved_model.pb) "
-            "or a training work dir (config.json + checkpoints/)"
-        )
-    try:
-        with quiet_native_output():
-            loaded = tf.saved_model.load(str(saved_model))
-    except (OSError, ValueError, tf.errors.OpError) as e:
-        raise Pix2PixError(f"{saved_model}: not a readable SavedModel ({short_message(e)})") from None
-    signatures = {name: _signature(f) for name, f in loaded.signatures.items()}
-    if "serving_default" not in signatures:
-        raise Pix2PixError(f"{saved_model}: expected a serving_default signature; found {sorted(signatures)}")
-    config_file = saved_model / "assets" / CONFIG_FILE
-    if config_file.is_file():
-        size, channels, direction = _shape(load_config(config_file))
+    model = open_model(
+        path if path is not None else shipped_model(),
+        accept=("workdir", "export", "saved_model"),
+        refusal="nothing to serve",
+    )
+    if model.kind == "workdir":
+        generator, config, _ = load_generator(model.path)
+        module = GeneratorModule(generator, config)
+        served = {k: _signature(f) for k, f in signature_functions(module, stochastic=True).items()}
+        return _decoding_by_rule(ServedModel(served, *_shape(config), model.path, owner=module))
+    saved_model = model.saved_model
+    loaded = load_saved_model(saved_model.root)
+    served = {name: _signature(f) for name, f in loaded.signatures.items()}
+    if saved_model.config.is_file():
+        size, channels, direction = _shape(load_config(saved_model.config))
     else:  # a SavedModel from elsewhere: read what the signature says
-        shape = signatures["serving_default"].inputs[next(iter(signatures["serving_default"].inputs))].shape
+        inputs = served[DEFAULT_SIGNATURE].inputs
+        shape = inputs[next(iter(inputs))].shape
         size, channels, direction = shape[1], shape[3], "AtoB"
-    return _decoding_by_rule(ServedModel(signatures, size, channels, direction, saved_model, owner=loaded))
+    return _decoding_by_rule(ServedModel(served, size, channels, direction, saved_model.root, owner=loaded))
 
 
 def _decoding_by_rule(served: ServedModel) -> ServedModel:
@@ -148,7 +133,7 @@ def _decoding_by_rule(served: ServedModel) -> ServedModel:
     signature = served.signatures.get("translate_bytes")
     if signature is None:
         return served
-    serve = served.signatures["serving_default"].function
+    serve = served.signatures[DEFAULT_SIGNATURE].function
     size, channels = served.image_size, served.channels
 
     def translate_bytes(image_bytes):

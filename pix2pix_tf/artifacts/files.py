@@ -1,7 +1,8 @@
-"""Output folders replaced whole and safely, for every command that writes one.
+"""Files and folders written whole or not at all, for every command that writes one.
 
-data download, synth and combine, and export build their result in a staging
-folder beside the target and swap it in with two renames, so a failure or a kill
+JSON files (`write_json`, and the config as config.json) are replaced whole by a
+rename. data download, synth and combine, evaluate and export build their result in
+a staging folder beside the target and swap it in with two renames, so a failure or a kill
 never leaves a half-written result at the target, and a folder the command did
 not write (recognised by a marker file) is never replaced. Staging and moved-aside
 folders are named `.NAME.tmp-HOST-PID-NS` and `.NAME.old-HOST-PID-NS`: a later run
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import glob
+import json
 import os
 import re
 import shutil
@@ -24,8 +26,52 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pix2pix_tf import __version__
-from pix2pix_tf.config import write_json
+from pix2pix_tf.config import Config
 from pix2pix_tf.errors import Pix2PixError, is_disk_full, short_message
+
+CONFIG_FILE = "config.json"  # the resolved config, in every work dir and export
+
+
+def write_json(path: str | Path, data) -> None:
+    """Writes `data` as JSON; the file is replaced whole, never left half-written."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_json(path: str | Path, what: str) -> dict:
+    """Reads a JSON object, or raises a Pix2PixError naming the file and `what` it should be."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise Pix2PixError(f"{path} not found: expected {what}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise Pix2PixError(f"{path} is damaged: expected {what}, found invalid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise Pix2PixError(f"{path}: expected {what} (a JSON object), found {type(data).__name__}")
+    return data
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Writes `config` as JSON; the file is replaced whole, never left half-written."""
+    write_json(path, config.to_dict())
+
+
+def load_config(path: str | Path) -> Config:
+    """Reads a config.json written by training or export; any problem is a Pix2PixError naming the file."""
+    data = read_json(path, f"the {CONFIG_FILE} written by training")
+    try:
+        return Config.from_dict(data)
+    except TypeError as e:
+        raise Pix2PixError(f"{path} is not a valid pix2pix_tf config: {e}") from None
+    except Pix2PixError as e:
+        raise Pix2PixError(f"{path}: {e}") from None
+
 
 _LEFTOVER = re.compile(r"(?P<kind>tmp|old)-(?P<host>.+)-(?P<pid>\d+)-(?P<ns>\d+)")
 

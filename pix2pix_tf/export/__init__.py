@@ -1,0 +1,181 @@
+"""Export: a SavedModel for serving and TFLite models for mobile, each verified numerically.
+
+One module per part: `saved_model` (the generator's serving module saved with its
+signatures, see `pix2pix_tf.signatures`), `tflite` (conversion, and the agreement
+gate and latency of each variant) and `report` (model card, report.json and
+report.md). `export` runs them into a staging folder; the folder's layout is
+`artifacts.exportdir`'s.
+
+An export replaces only a previous export (recognised by its marker), an empty
+folder or nothing; see `export` for the folders it refuses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from pix2pix_tf.artifacts.exportdir import MARKER, ExportDir
+from pix2pix_tf.artifacts.files import check_replaceable, save_config, staged_output, write_json
+from pix2pix_tf.artifacts.workdir import WorkDir
+from pix2pix_tf.config import TFLITE_VARIANTS, Config
+from pix2pix_tf.errors import Pix2PixError
+from pix2pix_tf.export.report import model_card, write_report
+from pix2pix_tf.export.saved_model import count_parameters, write_saved_model
+from pix2pix_tf.export.tflite import STOCHASTIC_TFLITE_NOTE, export_variants, held_out_inputs
+from pix2pix_tf.inference import check_threads, load_generator
+
+__all__ = ["export"]
+
+
+def _written_before_markers(folder: Path) -> bool:
+    return ExportDir(folder).written_before_markers()
+
+
+def _check_export_dir(out: Path, workdir: WorkDir, data_dir: Path) -> None:
+    """Refuses an export folder whose replacement could destroy training runs, data or other files."""
+    target, work, data = out.resolve(), workdir.root.resolve(), data_dir.resolve()
+    if target == work or target in work.parents:
+        raise Pix2PixError(
+            f"{out}: is or holds the work dir {workdir.root}; export into a folder of its own, "
+            f"e.g. {workdir.root / 'export'}"
+        )
+    owned = workdir.entry_of(target)
+    if owned is not None:
+        raise Pix2PixError(
+            f"{out}: is or is inside {workdir.root / owned}, which training or evaluation writes; "
+            f"export into a folder of its own, e.g. {workdir.root / 'export'}"
+        )
+    if target == data or target in data.parents or data in target.parents:
+        raise Pix2PixError(f"{out}: is, holds or is inside the dataset {data_dir}; export into a folder of its own")
+    check_replaceable(out, MARKER, "pix2pix-tf export", accept=_written_before_markers)
+
+
+def export(
+    workdir: str | Path,
+    out: str | Path,
+    tflite: tuple[str, ...] = TFLITE_VARIANTS,
+    stochastic: bool = False,
+    data_dir: str | Path | None = None,
+    agreement_inputs: int = 8,
+    latency_runs: int = 10,
+    tflite_threads: int | None = None,
+) -> dict:
+    """Exports a trained generator as a SavedModel and TFLite models, with a report.
+
+    Everything is written to a staging folder beside `out` and swapped in at the
+    end (see `staged_output`): a failure, a full disk or a kill leaves any previous
+    export at `out` as it was.
+
+    `out` must be missing, an empty folder or a previous export (it holds MARKER, or
+    is an export from before markers). Refused before anything is written: a file,
+    any other non-empty folder, the work dir, a folder holding the work dir or the
+    dataset or inside the dataset, and the work dir's own folders (`WorkDir` ENTRIES).
+    A new folder inside the work dir, such as WORKDIR/export, is fine.
+
+    Args:
+        workdir: training work dir (config.json + checkpoints).
+        out: export directory.
+        tflite: TFLite variants to convert (subset of TFLITE_VARIANTS).
+        stochastic: also add the `serving_stochastic` signature (dropout on).
+        data_dir: dataset for int8 calibration and the agreement checks; defaults to
+            the one recorded by training.
+        agreement_inputs: held-out images compared against the Keras model.
+        latency_runs: timed interpreter calls per variant.
+        tflite_threads: interpreter threads for the checks and the latency (default: the available cores).
+
+    Returns:
+        The report (also written as report.json and report.md).
+
+    Raises:
+        Pix2PixError: a bad request, a refused `out`, or a full disk.
+    """
+    work, out = WorkDir(workdir), Path(out)
+    unknown = set(tflite) - set(TFLITE_VARIANTS)
+    if unknown:
+        raise Pix2PixError(f"unknown TFLite variant(s) {sorted(unknown)}; choose from {', '.join(TFLITE_VARIANTS)}")
+    tflite_threads = check_threads(tflite_threads)
+    data_dir = Path(data_dir) if data_dir else _recorded_data_dir(work)
+    _check_export_dir(out, work, data_dir)
+    generator, config, step = load_generator(work.root)
+    with staged_output(
+        out,
+        "the export",
+        marker=MARKER,
+        made_by="pix2pix-tf export",
+        stamp={"step": step, "workdir": str(work.root)},
+        accept=_written_before_markers,
+    ) as tmp:
+        report = _export_into(
+            ExportDir(tmp),
+            generator,
+            config,
+            workdir=work,
+            step=step,
+            variants=tuple(tflite),
+            stochastic=stochastic,
+            data_dir=data_dir,
+            agreement_inputs=agreement_inputs,
+            latency_runs=latency_runs,
+            tflite_threads=tflite_threads,
+        )
+        report["export_dir"] = str(out)
+        write_report(ExportDir(tmp), report)
+    print(ExportDir(out).report_text.read_text())
+    return report
+
+
+def _recorded_data_dir(workdir: WorkDir) -> Path:
+    recorded = workdir.read_run_record().get("data_dir")
+    if isinstance(recorded, str) and recorded and Path(recorded).is_dir():
+        return Path(recorded)
+    raise Pix2PixError(
+        f"{workdir.root}: no dataset recorded by training (or it moved); pass --data DIR for the int8 "
+        "calibration and the agreement checks"
+    )
+
+
+def _export_into(
+    out: ExportDir,
+    generator: keras.Model,
+    config: Config,
+    *,
+    workdir: WorkDir,
+    step: int,
+    variants: tuple[str, ...],
+    stochastic: bool,
+    data_dir: Path,
+    agreement_inputs: int,
+    latency_runs: int,
+    tflite_threads: int,
+) -> dict:
+    save_config(config, out.config)
+    card, card_note = model_card(config, workdir, step, count_parameters(generator))
+    write_json(out.model_card, card)
+    saved_model = write_saved_model(out, generator, config, stochastic)
+    inputs, split = held_out_inputs(config, data_dir, agreement_inputs)
+    results, variant_notes = export_variants(
+        out,
+        generator,
+        config,
+        variants=variants,
+        inputs=inputs,
+        data_dir=data_dir,
+        latency_runs=latency_runs,
+        threads=tflite_threads,
+    )
+    stochastic_note = [STOCHASTIC_TFLITE_NOTE] if stochastic and variants else []
+    return {
+        "workdir": str(workdir.root),
+        "step": step,
+        "image_size": config.data.image_size,
+        "agreement_inputs": len(inputs),
+        "agreement_split": split,
+        "latency_runs": latency_runs,
+        "tflite_threads": tflite_threads,
+        "saved_model": saved_model,
+        "tflite": results,
+        "notes": [card_note, *stochastic_note, *variant_notes],
+        "model_card": card,
+    }

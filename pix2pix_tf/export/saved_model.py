@@ -1,0 +1,48 @@
+"""The SavedModel of an export: the generator's serving module saved with its signatures.
+
+Written with `tf.saved_model.save` of a `tf.Module`, which stores each variable once
+(Keras' `model.export` currently stores them twice, keras-team/keras#23553).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pix2pix_tf.artifacts.exportdir import SAVED_MODEL_DIR, ExportDir
+from pix2pix_tf.config import Config
+from pix2pix_tf.runtime import quiet_native_output
+from pix2pix_tf.signatures import GeneratorModule, signature_functions
+
+
+def write_saved_model(export_dir: ExportDir, generator: keras.Model, config: Config, stochastic: bool) -> dict:
+    """Saves the generator's SavedModel into `export_dir`, with its config and model card as assets.
+
+    The export's config.json and model_card.json must already be written.
+
+    Args:
+        export_dir: the (staging) export folder.
+        generator: the trained generator.
+        config: its configuration.
+        stochastic: also add the stochastic signature (dropout on).
+
+    Returns:
+        The report's "saved_model" section: its folder, variables' size, parameters and signatures.
+    """
+    module = GeneratorModule(generator, config, {"config": export_dir.config, "model_card": export_dir.model_card})
+    functions = signature_functions(module, stochastic)
+    saved_model = export_dir.saved_model
+    with quiet_native_output():  # "Assets written to: ..." notes
+        tf.saved_model.save(module, str(saved_model.root), signatures=functions)
+    return {
+        "dir": SAVED_MODEL_DIR,
+        "variables_bytes": sum(p.stat().st_size for p in saved_model.variables.iterdir()),
+        "parameters": count_parameters(generator),
+        "signatures": sorted(functions),
+    }
+
+
+def count_parameters(generator: keras.Model) -> int:
+    """The generator's weights, trainable or not (batch-norm statistics included)."""
+    return int(sum(np.prod(v.shape) for v in generator.weights))
