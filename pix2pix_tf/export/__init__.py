@@ -151,9 +151,10 @@ def _export_into(
     tflite_threads: int,
 ) -> dict:
     save_config(config, out.config)
-    card, card_note = model_card(config, workdir, step, count_parameters(generator))
+    parameters = count_parameters(generator)
+    card, card_note = model_card(config, workdir, step, parameters)
     write_json(out.model_card, card)
-    saved_model = write_saved_model(out, generator, config, stochastic)
+    saved_model = write_saved_model(out, generator, config, stochastic=stochastic, parameters=parameters)
     inputs, split = held_out_inputs(config, data_dir, agreement_inputs)
     results, variant_notes = export_variants(
         out,

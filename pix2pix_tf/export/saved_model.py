@@ -16,7 +16,9 @@ from pix2pix_tf.runtime import quiet_native_output
 from pix2pix_tf.signatures import GeneratorModule, signature_functions
 
 
-def write_saved_model(export_dir: ExportDir, generator: keras.Model, config: Config, stochastic: bool) -> dict:
+def write_saved_model(
+    export_dir: ExportDir, generator: keras.Model, config: Config, *, stochastic: bool, parameters: int
+) -> dict:
     """Saves the generator's SavedModel into `export_dir`, with its config and model card as assets.
 
     The export's config.json and model_card.json must already be written.
@@ -26,6 +28,7 @@ def write_saved_model(export_dir: ExportDir, generator: keras.Model, config: Con
         generator: the trained generator.
         config: its configuration.
         stochastic: also add the stochastic signature (dropout on).
+        parameters: the generator's weight count (`count_parameters`), as the model card states it.
 
     Returns:
         The report's "saved_model" section: its folder, variables' size, parameters and signatures.
@@ -38,7 +41,7 @@ def write_saved_model(export_dir: ExportDir, generator: keras.Model, config: Con
     return {
         "dir": SAVED_MODEL_DIR,
         "variables_bytes": sum(p.stat().st_size for p in saved_model.variables.iterdir()),
-        "parameters": count_parameters(generator),
+        "parameters": parameters,
         "signatures": sorted(functions),
     }
 
