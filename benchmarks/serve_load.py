@@ -163,7 +163,7 @@ def main() -> None:
         Path(args.out or ROOT / "benchmarks" / "serve_stall.json").write_text(json.dumps(report, indent=2) + "\n")
         return
 
-    labels = np.asarray(Image.open(ROOT / "pix2pix_tf/serve/static/examples/facade_1.png").convert("RGB"))
+    labels = np.asarray(Image.open(ROOT / "pix2pix_tf/webapp/static/examples/facade_1.png").convert("RGB"))
     buffer = io.BytesIO()
     Image.fromarray(labels).save(buffer, "PNG")
     body = json.dumps(
@@ -238,7 +238,7 @@ def _memory_mb(pid: int) -> dict:
 
 def at_cap_png(side: int = 4096) -> bytes:
     """A side x side facade-like label map as PNG: at the default pixel cap, small on the wire."""
-    labels = np.asarray(Image.open(ROOT / "pix2pix_tf/serve/static/examples/facade_1.png").convert("RGB"))
+    labels = np.asarray(Image.open(ROOT / "pix2pix_tf/webapp/static/examples/facade_1.png").convert("RGB"))
     buffer = io.BytesIO()
     Image.fromarray(labels).resize((side, side), Image.NEAREST).save(buffer, "PNG")
     return buffer.getvalue()

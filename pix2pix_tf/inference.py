@@ -77,11 +77,18 @@ def check_threads(num_threads: int | None) -> int:
 
 
 class TFLiteRunner:
-    """Runs a .tflite generator with ai-edge-litert, one image at a time.
+    """Runs a .tflite generator with ai-edge-litert, one image at a time, through its float signature.
+
+    That is DEFAULT_SIGNATURE (float32 in [-1, 1]) where the file has it among others
+    (exports carry a uint8 signature beside it), else the file's only signature (files
+    exported before that, such as the shipped model's, have one).
 
     Args:
         model: a .tflite path or its bytes.
         num_threads: interpreter threads (default: the cores this process may use).
+
+    Raises:
+        Pix2PixError: the file has no such float32 signature.
     """
 
     def __init__(self, model: str | Path | bytes, num_threads: int | None = None):
@@ -91,28 +98,35 @@ class TFLiteRunner:
         kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
         with quiet_native_output():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
             self.interpreter = Interpreter(num_threads=self.num_threads, **kwargs)
-            self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
+            self.interpreter.allocate_tensors()  # creates the delegate (and its note) here, for every signature
+        keys = sorted(self.interpreter.get_signature_list())
+        name = "the model" if isinstance(model, bytes) else str(model)
+        if DEFAULT_SIGNATURE not in keys and len(keys) != 1:
+            raise Pix2PixError(
+                f"{name}: expected a {DEFAULT_SIGNATURE} signature or a single one; found {', '.join(keys) or 'none'}"
+            )
+        self.signature = DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in keys else keys[0]
+        self._run = self.interpreter.get_signature_runner(self.signature)
+        inputs, outputs = self._run.get_input_details(), self._run.get_output_details()
+        tensors = [*inputs.values(), *outputs.values()]
+        if len(inputs) != 1 or len(outputs) != 1 or any(tensor["dtype"] != np.float32 for tensor in tensors):
+            raise Pix2PixError(f"{name}: its {self.signature} signature does not take and return one float32 image")
+        [(self._input_name, self.input)] = inputs.items()
+        [(self._output_name, self.output)] = outputs.items()
         self.image_size, self.channels = int(self.input["shape"][1]), int(self.input["shape"][3])
-        self._shape = tuple(int(d) for d in self.input["shape"])
 
     def __call__(self, batch) -> np.ndarray:
         """(N, H, W, C) float32 in [-1, 1] -> the same, one interpreter call per image.
 
-        H x W other than the converted size resizes the interpreter's input first.
+        H x W other than the converted size resizes the signature's input first (the
+        signature runner does, and keeps the size until another one comes).
         """
-        outputs = []
-        for image in np.asarray(batch, np.float32):
-            shape = (1, *image.shape)
-            if shape != self._shape:
-                self.interpreter.resize_tensor_input(self.input["index"], shape, strict=False)
-                self.interpreter.allocate_tensors()
-                self._shape = shape
-            self.interpreter.set_tensor(self.input["index"], image[None])
-            self.interpreter.invoke()
-            outputs.append(self.interpreter.get_tensor(self.output["index"])[0])
-        return np.stack(outputs)
+        return np.stack(
+            [
+                self._run(**{self._input_name: image[None]})[self._output_name][0]
+                for image in np.asarray(batch, np.float32)
+            ]
+        )
 
 
 @dataclasses.dataclass

@@ -10,6 +10,9 @@ import tensorflow as tf
 
 from pix2pix_tf.errors import Pix2PixError
 
+# The components generator_loss and discriminator_loss return, in the order the trainer logs them.
+LOSS_NAMES = ("g_total", "g_gan", "g_l1", "d_total", "d_real", "d_fake")
+
 
 def gan_loss(logits: tf.Tensor, is_real: bool, kind: str = "vanilla") -> tf.Tensor:
     """Mean GAN loss of a logit map against an all-real or all-fake label.

@@ -24,6 +24,7 @@ from pix2pix_tf.data.pipeline import image_to_model, to_uint8
 from pix2pix_tf.models import any_size, generate
 
 DEFAULT_SIGNATURE = "serving_default"
+UINT8_SIGNATURE = "translate_image"  # uint8 pixels in and out; the .tflite files carry it too
 NATIVE_SIGNATURE = "serving_any_size"  # float32 (N, H, W, C), H and W multiples of 2^depth
 STOCHASTIC_SIGNATURE = "serving_stochastic"
 
@@ -52,20 +53,27 @@ class GeneratorModule(tf.Module):
         self.channels = config.data.channels
         self.assets = {name: tf.saved_model.Asset(str(path)) for name, path in (assets or {}).items()}
         spec = [self.size, self.size, self.channels]
-        self.serve = tf.function(self._serve, input_signature=[tf.TensorSpec([None, *spec], tf.float32, "input_image")])
+        # autograph=False: the signatures branch on the config only; autograph's conversion
+        # of the Keras call chain would only add seconds to every export.
+        self.serve = tf.function(
+            self._serve, input_signature=[tf.TensorSpec([None, *spec], tf.float32, "input_image")], autograph=False
+        )
         self.translate_image = tf.function(
-            self._translate_image, input_signature=[tf.TensorSpec([None, *spec], tf.uint8, "image")]
+            self._translate_image, input_signature=[tf.TensorSpec([None, *spec], tf.uint8, "image")], autograph=False
         )
         self.translate_bytes = tf.function(
-            self._translate_bytes, input_signature=[tf.TensorSpec([None], tf.string, "image_bytes")]
+            self._translate_bytes, input_signature=[tf.TensorSpec([None], tf.string, "image_bytes")], autograph=False
         )
         self.serve_stochastic = tf.function(
-            self._serve_stochastic, input_signature=[tf.TensorSpec([None, *spec], tf.float32, "input_image")]
+            self._serve_stochastic,
+            input_signature=[tf.TensorSpec([None, *spec], tf.float32, "input_image")],
+            autograph=False,
         )
         self._keras.any_size = any_size(generator)  # the same layers and weights, any H x W
         self.serve_any_size = tf.function(
             self._serve_any_size,
             input_signature=[tf.TensorSpec([None, None, None, self.channels], tf.float32, "input_image")],
+            autograph=False,
         )
 
     def _serve(self, input_image):
@@ -120,7 +128,7 @@ def signature_functions(module: GeneratorModule, stochastic: bool) -> dict[str, 
     """
     functions = {
         DEFAULT_SIGNATURE: module.serve.get_concrete_function(),
-        "translate_image": module.translate_image.get_concrete_function(),
+        UINT8_SIGNATURE: module.translate_image.get_concrete_function(),
         "translate_bytes": module.translate_bytes.get_concrete_function(),
         NATIVE_SIGNATURE: module.serve_any_size.get_concrete_function(),
     }

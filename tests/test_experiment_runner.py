@@ -1,5 +1,6 @@
 import inspect
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -67,20 +68,17 @@ def test_a_rerun_skips_finished_runs(quick, monkeypatch, capsys):
     assert json.loads(before)["tables"] == json.loads((quick / "results.json").read_text())["tables"]
 
 
-def test_an_interrupted_experiment_resumes(tmp_path, capsys, monkeypatch):
+def test_an_interrupted_experiment_resumes(quick, tmp_path, capsys, monkeypatch):
     out = tmp_path / "exp"
-    # A run stopped halfway: its work dir holds a checkpoint at step 3 of 6 and no scores.
-    runner.run_experiment("generator", out, quick=True)
-    arm = next(r.arm for r in plan.rows(("generator",), plan.QUICK) if r.label == "Encoder-decoder (L1+cGAN)")
+    shutil.copytree(quick, out)  # the finished quick run, with one run stopped halfway:
+    arm = next(r.arm for r in plan.rows(("objective",), plan.QUICK) if r.label == "L1+cGAN")
     workdir = out / "arms" / arm.key / "seed0"
-    import shutil
-
-    shutil.rmtree(workdir)
+    shutil.rmtree(workdir)  # its work dir holds a checkpoint at step 3 of 6 and no scores
     train(arm.config(plan.QUICK, 0).replace(train={"steps": 3}), out / "data" / "facades32", workdir)
     capsys.readouterr()
-    runner.run_experiment("generator", out, quick=True)
+    runner.run_experiment("objective", out, quick=True, seeds=2)
     text = capsys.readouterr().out
-    assert "3 already finished" in text
+    assert "9 already finished" in text
     assert "resuming from step 3" in text and f"{arm.key} seed 0" in text
     assert json.loads((workdir / experimentdir.SCORES_FILE).read_text())["step"] == plan.QUICK.steps
 
@@ -95,7 +93,7 @@ def test_an_interrupted_experiment_resumes(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(runner, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        runner.run_experiment("generator", out, quick=True)
+        runner.run_experiment("objective", out, quick=True, seeds=2)
     assert not (workdir / experimentdir.SCORES_FILE).exists()
     assert "rerun the same command to resume" in capsys.readouterr().out
 

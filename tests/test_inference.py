@@ -211,6 +211,55 @@ def test_load_errors(trained, tmp_path):
         load(tmp_path / "export")
 
 
+def test_tflite_runner_takes_the_float_signature_of_old_and_new_files(trained):
+    from pix2pix_tf.inference import TFLiteRunner
+    from pix2pix_tf.shipped import shipped_model
+
+    shipped = shipped_model()
+    # The shipped model's files predate the uint8 signature: one signature, its output named output_0.
+    old = TFLiteRunner(shipped / "generator_float16.tflite")
+    assert old.interpreter.get_signature_list() == {
+        "serving_default": {"inputs": ["input_image"], "outputs": ["output_0"]}
+    }
+    new = TFLiteRunner(trained / "exp/generator_float16.tflite")
+    assert sorted(new.interpreter.get_signature_list()) == ["serving_default", "translate_image"]
+    assert old.signature == new.signature == "serving_default"
+    # At the model size, at other sizes (the runner resizes the signature's input), and back.
+    for runner, size, reference in ((old, 64, load(shipped / "saved_model")), (new, 32, load(trained / "work"))):
+        assert (runner.image_size, runner.channels) == (size, 3)
+        for seed, (height, width) in enumerate(((size, size), (2 * size, size), (size, 3 * size), (size, size))):
+            x = tf.random.stateless_uniform((1, height, width, 3), (seed, 2), -1, 1).numpy()
+            y = runner(x)
+            assert y.shape == x.shape and y.dtype == np.float32
+            assert psnr(y, reference.run_any_size(x)) >= 40, (size, height, width)
+
+
+def _tflite_file(path, signatures):
+    """A .tflite file of trivial signatures: {key: (input dtype, output dtype)}."""
+
+    def function(dtype, output_dtype):
+        spec = tf.TensorSpec([1, 8, 8, 3], dtype, "x")
+        return tf.function(lambda x: {"y": tf.cast(x, output_dtype)}, input_signature=[spec]).get_concrete_function()
+
+    saved = path.with_suffix(".saved")
+    tf.saved_model.save(tf.Module(), str(saved), signatures={k: function(*v) for k, v in signatures.items()})
+    path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=list(signatures)).convert())
+    return path
+
+
+def test_tflite_runner_refuses_a_file_without_a_float_signature(tmp_path):
+    from pix2pix_tf.inference import TFLiteRunner
+
+    two = _tflite_file(tmp_path / "two.tflite", {"a": (tf.float32, tf.float32), "b": (tf.float32, tf.float32)})
+    refusal = r"two.tflite: expected a serving_default signature or a single one; found a, b$"
+    with pytest.raises(Pix2PixError, match=refusal):
+        load(two)
+    pixels = _tflite_file(tmp_path / "pixels.tflite", {"serving_default": (tf.uint8, tf.uint8)})
+    with pytest.raises(Pix2PixError, match=r"pixels.tflite: its serving_default signature does not take and return"):
+        load(pixels)
+    assert TFLiteRunner(_tflite_file(tmp_path / "one.tflite", {"b": (tf.float32, tf.float32)})).signature == "b"
+
+
 def test_stochastic_translations_differ_between_calls(trained):
     t = load(trained / "work", stochastic=True)
     image = np.asarray(Image.open(trained / "data/test/1.jpg"))[:, 32:]

@@ -169,7 +169,7 @@ def test_a_wheel_in_a_clean_venv_serves_and_predicts_the_shipped_model_from_else
     )
     assert package.resolve().is_relative_to(venv / "lib"), package
 
-    image = package.parent / "serve/static/examples/facade_1.png"  # a 64 px label map, installed as package data
+    image = package.parent / "webapp/static/examples/facade_1.png"  # a 64 px label map, installed as package data
     served = _translate_with_the_installed_server(bin_dir, image, elsewhere, env)
     assert served.shape == (64, 64, 3) and served.std() > 10  # a picture, not a flat fill
     served_from = Path((elsewhere / "serve.out").read_text().split()[1])  # "serving SOURCE as 'pix2pix': ..."

@@ -9,15 +9,15 @@ from pix2pix_tf.experiments.metrics import confusion_matrix, segmentation_scores
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("segmenter")
-    synthesize("facades", root / "data", count=60, size=64, seed=3)
-    model = seg_mod.load_or_train(root / "cache", root / "data", FACADE_PALETTE, 64, steps=250)
+    synthesize("facades", root / "data", count=60, size=32, seed=3)
+    model = seg_mod.load_or_train(root / "cache", root / "data", FACADE_PALETTE, 32, steps=100)
     return root, model
 
 
 def test_segmenter_finds_the_classes_in_real_test_photos(trained):
     root, model = trained
-    photos, labels = seg_mod.photos_and_labels(root / "data", "test", 64, FACADE_PALETTE)
-    assert photos.shape == (6, 64, 64, 3) and labels.shape == (6, 64, 64)
+    photos, labels = seg_mod.photos_and_labels(root / "data", "test", 32, FACADE_PALETTE)
+    assert photos.shape == (6, 32, 32, 3) and labels.shape == (6, 32, 32)
     scores = seg_mod.score(model, photos, labels)
     # Chance for a guess with the true class frequencies, as the ceiling's floor.
     f = np.bincount(labels.ravel(), minlength=12) / labels.size
@@ -36,11 +36,11 @@ def test_the_segmenter_is_trained_once_and_reused(trained, monkeypatch):
         raise AssertionError("retrained although the cache matches")
 
     monkeypatch.setattr(seg_mod, "train_segmenter", never)
-    cached = seg_mod.load_or_train(root / "cache", root / "data", FACADE_PALETTE, 64, steps=250)
-    x = np.zeros((1, 64, 64, 3), np.float32)
+    cached = seg_mod.load_or_train(root / "cache", root / "data", FACADE_PALETTE, 32, steps=100)
+    x = np.zeros((1, 32, 32, 3), np.float32)
     np.testing.assert_allclose(cached.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     with pytest.raises(AssertionError, match="retrained"):  # other settings: not the cached one
-        seg_mod.load_or_train(root / "cache", root / "data", FACADE_PALETTE, 64, steps=251)
+        seg_mod.load_or_train(root / "cache", root / "data", FACADE_PALETTE, 32, steps=101)
     (root / "cache/segmenter.json").write_text("{cut short")  # a damaged record: trained again, no traceback
     with pytest.raises(AssertionError, match="retrained"):
-        seg_mod.load_or_train(root / "cache", root / "data", FACADE_PALETTE, 64, steps=250)
+        seg_mod.load_or_train(root / "cache", root / "data", FACADE_PALETTE, 32, steps=100)

@@ -62,7 +62,7 @@ def _png(array) -> bytes:
 
 
 def _label_map():
-    return np.asarray(Image.open(REPO / "pix2pix_tf/serve/static/examples/facade_1.png"))
+    return np.asarray(Image.open(REPO / "pix2pix_tf/webapp/static/examples/facade_1.png"))
 
 
 def _b64(data: bytes) -> str:

@@ -43,7 +43,7 @@ def _png(array) -> bytes:
     return buffer.getvalue()
 
 
-LABELS = np.asarray(Image.open(REPO / "pix2pix_tf/serve/static/examples/facade_1.png"))
+LABELS = np.asarray(Image.open(REPO / "pix2pix_tf/webapp/static/examples/facade_1.png"))
 WIDE_PNG = _png(np.asarray(Image.fromarray(LABELS).resize((150, 90))))  # 128 x 192 once padded
 
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import LiveServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-EXAMPLE = Path(__file__).resolve().parents[1] / "pix2pix_tf/serve/static/examples/facade_2.png"
+EXAMPLE = Path(__file__).resolve().parents[1] / "pix2pix_tf/webapp/static/examples/facade_2.png"
 
 # Reads an <img> back through a canvas: its size and the standard deviation of its pixels.
 IMAGE_STATS = """img => {
@@ -90,10 +90,10 @@ def test_draw_a_facade_with_the_palette_and_translate(browser, server):
     assert (stats["width"], stats["height"]) == (64, 64)  # the model's size
     assert stats["std"] > 10  # a photo with structure, not a constant image
     assert page.text_content("#error") == ""
-    # After loading the page, it talks to the server through the public API only.
-    assert [r for r in requests if r != ("GET", f"{server.url}/")] == [
-        ("POST", f"{server.url}/v1/models/pix2pix:predict")
-    ]
+    # Besides the page and its own files (scripts, examples), it talks to the server through the public API only.
+    loads = [r for r in requests if r == ("GET", f"{server.url}/") or r[1].startswith(f"{server.url}/web/")]
+    assert [r for r in requests if r not in loads] == [("POST", f"{server.url}/v1/models/pix2pix:predict")]
+    assert all(method == "GET" for method, _ in loads)
     assert page.get_attribute("#download", "href").startswith("data:image/png;base64,")
     page.close()
 

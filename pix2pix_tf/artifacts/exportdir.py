@@ -6,6 +6,7 @@
 <export>/config.json              the resolved training configuration
 <export>/model_card.json          what the model is, and its evaluation if there is one
 <export>/report.md, report.json   the export's checks
+<export>/web/                     the static web app (`pix2pix-tf export --web`; a `webdir.WebDir`)
 <export>/.pix2pix_tf_export       marker: JSON of the version, step and time of the export
 """
 
@@ -14,11 +15,17 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pix2pix_tf.artifacts.files import CONFIG_FILE
 from pix2pix_tf.artifacts.folder import Folder
+from pix2pix_tf.config import TFLITE_VARIANTS
+
+if TYPE_CHECKING:
+    from pix2pix_tf.artifacts.webdir import WebDir
 
 MARKER = ".pix2pix_tf_export"
+WEB_DIR = "web"
 SAVED_MODEL_DIR = "saved_model"
 SAVED_MODEL_FILE = "saved_model.pb"
 VARIABLES_DIR = "variables"
@@ -90,6 +97,18 @@ class ExportDir(Folder):
 
     def tflite(self, variant: str) -> Path:
         return self.root / self.tflite_name(variant)
+
+    @property
+    def variants(self) -> list[str]:
+        """The TFLite variants the folder holds, in `config.TFLITE_VARIANTS` order."""
+        return [variant for variant in TFLITE_VARIANTS if self.tflite(variant).is_file()]
+
+    @property
+    def web(self) -> WebDir:
+        """The export's static web app (a `webdir.WebDir`)."""
+        from pix2pix_tf.artifacts.webdir import WebDir  # here: webdir names its models as this module does
+
+        return WebDir(self.root / WEB_DIR)
 
     @property
     def holds_export(self) -> bool:

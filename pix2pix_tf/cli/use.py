@@ -1,4 +1,4 @@
-"""`pix2pix-tf predict | evaluate | export | demo`: using a trained model."""
+"""`pix2pix-tf predict | evaluate | export | web | demo`: using a trained model."""
 
 from __future__ import annotations
 
@@ -25,7 +25,18 @@ def _export(args):
         stochastic=args.stochastic,
         data_dir=args.data,
         tflite_threads=args.threads,
+        web=args.web,
     )
+
+
+def _web(args):
+    from pix2pix_tf.shipped import shipped_model
+    from pix2pix_tf.webapp.site import write_site
+
+    if args.shipped and not args.out:
+        raise Pix2PixError("--shipped needs --out DIR: the shipped model's folder is part of the installed package")
+    out = write_site(shipped_model() if args.shipped else args.export, args.out)
+    print(f"wrote {out}: serve it (python -m http.server -d {out}) and open http://127.0.0.1:8000/")
 
 
 def _evaluate(args):
@@ -105,7 +116,23 @@ def add_commands(sub):
     p.add_argument(
         "--threads", type=int, help="TFLite threads for the checks and latency (default: the available cores)"
     )
+    p.add_argument(
+        "--web", action="store_true", help="also write OUT/web: a static web app running the TFLite models in a browser"
+    )
     p.set_defaults(func=_export)
+
+    p = sub.add_parser(
+        "web",
+        help="a static web app that runs an export's TFLite models in the browser (LiteRT.js)",
+        description="Writes a folder (page, .tflite variants, LiteRT.js runtime) that any static file server "
+        "can publish; the model runs in the visitor's browser and nothing leaves it. The runtime comes from "
+        "the npm registry once (npm, pinned and verified) and is cached per user.",
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("export", nargs="?", help="an export dir with .tflite variants")
+    source.add_argument("--shipped", action="store_true", help="the shipped demo model instead of EXPORT (needs --out)")
+    p.add_argument("--out", help="the web app's folder: new, empty or an earlier web app (default EXPORT/web)")
+    p.set_defaults(func=_web, needs_tensorflow=False)
 
     p = sub.add_parser("demo", help="synthesise facades, train, evaluate: the whole job in minutes")
     p.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")

@@ -25,6 +25,11 @@ AUTOTUNE = tf.data.AUTOTUNE
 _JITTER_STREAM = 1  # keeps the jitter seeds apart from the permutation seeds
 
 
+# The dataset functions branch on the config only, never on a tensor: traced as plain
+# Python, without autograph's source conversion (seconds per pipeline on a small CPU).
+_plain = tf.autograph.experimental.do_not_convert
+
+
 def load_image(path: tf.Tensor, channels: int) -> tf.Tensor:
     """A file path -> uint8 (height, width, channels), decoded by the package's one rule (`data.images`).
 
@@ -116,7 +121,7 @@ def _index_stream(n: int, seed: int, start: int) -> tf.data.Dataset:
         keys = tf.random.stateless_uniform([n], seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
         return tf.data.Dataset.from_tensor_slices(tf.argsort(keys))
 
-    indices = tf.data.Dataset.range(start_epoch, 2**62).flat_map(permutation).skip(offset)
+    indices = tf.data.Dataset.range(start_epoch, 2**62).flat_map(_plain(permutation)).skip(offset)
     return tf.data.Dataset.zip(tf.data.Dataset.range(start, 2**62), indices)
 
 
@@ -161,7 +166,7 @@ def train_dataset(
         # Decode and resize every file once; later epochs only crop and mirror.
         decoded = (
             tf.data.Dataset.from_tensor_slices((paths_a, paths_b))
-            .map(lambda a, b: _train_resize(load(a, b), cfg), num_parallel_calls=AUTOTUNE)
+            .map(_plain(lambda a, b: _train_resize(load(a, b), cfg)), num_parallel_calls=AUTOTUNE)
             .batch(len(pairs))
             .get_single_element()
         )
@@ -179,9 +184,9 @@ def train_dataset(
 
     stream = _index_stream(len(pairs), seed, start_step * cfg.batch_size)
     if count > 1:  # positions are global: slice `index` of the batch at step p // B
-        stream = stream.filter(lambda position, _: position % cfg.batch_size // share == index)
+        stream = stream.filter(_plain(lambda position, _: position % cfg.batch_size // share == index))
     return (
-        stream.map(element, num_parallel_calls=AUTOTUNE, deterministic=True)
+        stream.map(_plain(element), num_parallel_calls=AUTOTUNE, deterministic=True)
         .batch(batch_size, drop_remainder=True)
         .prefetch(AUTOTUNE)
     )
@@ -203,7 +208,7 @@ def eval_dataset(pairs: PairList, cfg: DataConfig, batch_size: int = 1) -> tf.da
         tf.data.Dataset.from_tensor_slices(
             (list(pairs.a_paths), list(pairs.b_paths or [""] * len(pairs)), list(pairs.names))
         )
-        .map(element, num_parallel_calls=AUTOTUNE)
+        .map(_plain(element), num_parallel_calls=AUTOTUNE)
         .batch(batch_size)
         .prefetch(AUTOTUNE)
     )

@@ -23,6 +23,8 @@ from pix2pix_tf.data.pipeline import eval_dataset, to_uint8
 from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.experiments.metrics import confusion_matrix, labels_from_colors, segmentation_scores
 
+STEPS_PER_CALL = 50
+
 
 def build_segmenter(image_size: int, n_classes: int, width: int = 32, seed: int = 0) -> keras.Model:
     """A small encoder-decoder with skips: photo (S, S, 3) in [-1, 1] -> per-pixel class logits.
@@ -81,6 +83,8 @@ def train_segmenter(
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        # Several steps per call: at quick-mode sizes a step is shorter than Keras' per-call overhead.
+        steps_per_execution=STEPS_PER_CALL,
     )
 
     def flip(x, y):  # the only augmentation: facades are left-right symmetric, not up-down

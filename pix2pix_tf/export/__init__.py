@@ -4,7 +4,8 @@ One module per part: `saved_model` (the generator's serving module saved with it
 signatures, see `pix2pix_tf.signatures`), `tflite` (conversion, and the agreement
 gate and latency of each variant) and `report` (model card, report.json and
 report.md). `export` runs them into a staging folder; the folder's layout is
-`artifacts.exportdir`'s.
+`artifacts.exportdir`'s. With `web`, the export also holds its static web app
+(`webapp.site`): the page that runs its TFLite variants in the browser.
 
 An export replaces only a previous export (recognised by its marker), an empty
 folder or nothing; see `export` for the folders it refuses.
@@ -12,6 +13,7 @@ folder or nothing; see `export` for the folders it refuses.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import keras
@@ -25,6 +27,7 @@ from pix2pix_tf.export.report import model_card, write_report
 from pix2pix_tf.export.saved_model import count_parameters, write_saved_model
 from pix2pix_tf.export.tflite import STOCHASTIC_TFLITE_NOTE, export_variants, held_out_inputs
 from pix2pix_tf.inference import check_threads, load_generator
+from pix2pix_tf.webapp.runtime import RuntimeUnavailable
 
 __all__ = ["export"]
 
@@ -61,6 +64,7 @@ def export(
     agreement_inputs: int = 8,
     latency_runs: int = 10,
     tflite_threads: int | None = None,
+    web: bool = False,
 ) -> dict:
     """Exports a trained generator as a SavedModel and TFLite models, with a report.
 
@@ -84,18 +88,23 @@ def export(
         agreement_inputs: held-out images compared against the Keras model.
         latency_runs: timed interpreter calls per variant.
         tflite_threads: interpreter threads for the checks and the latency (default: the available cores).
+        web: also write the static web app into OUT/web (see `webapp.site.write_site`).
 
     Returns:
         The report (also written as report.json and report.md).
 
     Raises:
         Pix2PixError: a bad request, a refused `out`, or a full disk.
+        RuntimeUnavailable: with `web`, the LiteRT.js runtime could not be had; raised once the
+            export (and the rest of its web app) is in place.
     """
     work, out = WorkDir(workdir), Path(out)
     unknown = set(tflite) - set(TFLITE_VARIANTS)
     if unknown:
         raise Pix2PixError(f"unknown TFLite variant(s) {sorted(unknown)}; choose from {', '.join(TFLITE_VARIANTS)}")
     tflite_threads = check_threads(tflite_threads)
+    if web and not tflite:
+        raise Pix2PixError("--web runs the TFLite variants in the browser: export at least one (--tflite float16)")
     data_dir = Path(data_dir) if data_dir else _recorded_data_dir(work)
     _check_export_dir(out, work, data_dir)
     generator, config, step = load_generator(work.root)
@@ -122,8 +131,24 @@ def export(
         )
         report["export_dir"] = str(out)
         write_report(ExportDir(tmp), report)
+        web_failure = _write_web(ExportDir(tmp), ExportDir(out)) if web else None
     print(ExportDir(out).report_text.read_text())
+    if web_failure is not None:
+        raise web_failure
     return report
+
+
+def _write_web(staged: ExportDir, out: ExportDir) -> Pix2PixError | None:
+    """Writes the web app into the staged export; returns what went wrong rather than undo the export for it."""
+    from pix2pix_tf.webapp.site import write_site
+
+    if not staged.variants:
+        return Pix2PixError(f"{out.web.root} was not written: no TFLite variant passed its gate ({out.report_text})")
+    try:
+        write_site(staged.root, staged.web.root, name=Path(os.path.abspath(out.root)).name)
+    except RuntimeUnavailable as e:  # the rest of the web app is written
+        return e
+    return None
 
 
 def _recorded_data_dir(workdir: WorkDir) -> Path:

@@ -10,6 +10,8 @@ from pix2pix_tf.artifacts.files import read_json, write_json
 from pix2pix_tf.artifacts.workdir import WorkDir
 from pix2pix_tf.config import Config
 from pix2pix_tf.errors import Pix2PixError
+from pix2pix_tf.export.tflite import declared_signatures
+from pix2pix_tf.signatures import DEFAULT_SIGNATURE, UINT8_SIGNATURE
 
 
 def model_card(config: Config, workdir: WorkDir, step: int, params: int) -> tuple[dict, str]:
@@ -26,6 +28,8 @@ def model_card(config: Config, workdir: WorkDir, step: int, params: int) -> tupl
             "range": "[-1, 1] for serving_default; uint8 for translate_image; encoded images for translate_bytes",
         },
         "direction": config.data.direction,
+        # What every .tflite file of the export takes and returns (report.json lists each file's).
+        "tflite_signatures": declared_signatures(config.data.image_size, config.data.channels),
         "steps_trained": step,
         "parameters": params,
         "exported": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -67,22 +71,44 @@ def write_report(export_dir: ExportDir, report: dict) -> None:
         f"({report['saved_model']['variables_bytes'] / report['saved_model']['parameters']:.2f} bytes each); "
         f"signatures: {', '.join(report['saved_model']['signatures'])}.",
         "",
-        f"TFLite: batch fixed at 1 (resize_tensor_input for more), builtin ops only, float32 input and output "
-        f"in [-1, 1]. Agreement: PSNR of each model's outputs against the Keras model's on "
-        f"{report['agreement_inputs']} {_describe_inputs(report['agreement_split'])}; latency: median of "
+        f"TFLite: batch fixed at 1 (resize_tensor_input for more), builtin ops only; every file has two "
+        f"signatures, {DEFAULT_SIGNATURE} (float32 in [-1, 1]) and {UINT8_SIGNATURE} (uint8 pixels). "
+        f"Agreement: PSNR against the Keras model's outputs on {report['agreement_inputs']} "
+        f"{_describe_inputs(report['agreement_split'])}: {DEFAULT_SIGNATURE}'s outputs, and {UINT8_SIGNATURE}'s "
+        f"for the same inputs as pixels against the Keras outputs through to_uint8 (with the largest difference "
+        f"in levels); a variant ships if both reach its gate. Latency ({DEFAULT_SIGNATURE}): median of "
         f"{report['latency_runs']} runs, ai-edge-litert, {report['tflite_threads']} threads, "
         f"one {report['image_size']} px image.",
         "",
-        "| variant | file | size MB | PSNR vs Keras (dB) | gate (dB) | median latency (ms) | shipped |",
-        "|---|---|---|---|---|---|---|",
+        f"| variant | file | size MB | {DEFAULT_SIGNATURE} PSNR (dB) | {UINT8_SIGNATURE} PSNR (dB) "
+        "| max level difference | gate (dB) | median latency (ms) | shipped |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for v in report["tflite"]:
         lines.append(
-            f"| {v['variant']} | {v['file'] or '-'} | {v['bytes'] / 1e6:.2f} | {v['psnr_db']:.1f} | "
-            f"{v['gate_db']:.0f} | {v['latency_ms']:.1f} | {'yes' if v['shipped'] else 'no'} |"
+            f"| {v['variant']} | {v['file'] or '-'} | {v['bytes'] / 1e6:.2f} | {_db(v['psnr_db'])} | "
+            f"{_db(v['uint8_psnr_db'])} | {v['uint8_max_levels']} | {v['gate_db']:.0f} | {v['latency_ms']:.1f} | "
+            f"{'yes' if v['shipped'] else 'no'} |"
         )
+    if report["tflite"]:
+        lines += ["", "Signatures (key: inputs -> outputs, dtype and shape):", ""]
+        lines += [
+            f"- {v['file'] or v['variant'] + ' (not shipped)'}: {_describe_signatures(v['signatures'])}"
+            for v in report["tflite"]
+        ]
     lines += ["", *report["notes"], ""]
     export_dir.report_text.write_text("\n".join(lines))
+
+
+def _db(psnr: float | None) -> str:
+    return "identical" if psnr is None else f"{psnr:.1f}"
+
+
+def _describe_signatures(signatures: dict) -> str:
+    def tensors(named: dict) -> str:
+        return ", ".join(f"{name} {t['dtype']} {t['shape']}" for name, t in named.items())
+
+    return "; ".join(f"{key}: {tensors(s['inputs'])} -> {tensors(s['outputs'])}" for key, s in signatures.items())
 
 
 def _describe_inputs(split: str) -> str:

@@ -18,6 +18,7 @@ from pix2pix_tf.serve.browser import LOOPBACK_HOSTS
 from pix2pix_tf.serve.connections import fit_file_limit, uvicorn_options
 from pix2pix_tf.serve.model import ServedModel, load_served_model
 from pix2pix_tf.serve.rest import Limits
+from pix2pix_tf.webapp import runtime
 
 
 def _is_loopback(host: str) -> bool:
@@ -89,12 +90,18 @@ def serve(
         page_tools=page_tools,
         connections=connections,
         allowed_hosts=allowed_hosts,
+        browser_runtime=runtime.cached(),  # never fetched here: a server starts without the network
     )
     print(
         f"serving {served.source} as {name!r}: page http://{host}:{port}/ , REST http://{host}:{port}/v1/models/{name}",
         flush=True,
     )
     print(f"connections: {fitted}", flush=True)
+    web = app.state.app.web
+    where = (
+        "on the server or in the browser" if web.in_browser else f"on the server; not in the browser: {web.unavailable}"
+    )
+    print(f"page: runs the model {where}", flush=True)
     # uvicorn shuts down gracefully on Ctrl-C and SIGTERM; after a SIGTERM it re-raises
     # the signal to the handler it found, which would kill the process: make that an
     # exit with status 0, as after Ctrl-C (tested for both).
@@ -123,7 +130,7 @@ def running(model: str | Path | ServedModel | None = None, name: str = "pix2pix"
     import uvicorn
 
     served = model if isinstance(model, ServedModel) else load_served_model(model)
-    app = create_app(served, name=name, **options)
+    app = create_app(served, name=name, **{"browser_runtime": runtime.cached(), **options})
     port = free_port()
     config = uvicorn.Config(
         app,

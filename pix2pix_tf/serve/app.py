@@ -6,7 +6,10 @@ Routes (NAME is the served model's name, version 1 the only version):
     GET  /v1/models/NAME[/versions/1]/metadata    model spec and signature defs
     POST /v1/models/NAME[/versions/1]:predict     row (`instances`) or columnar (`inputs`) format
     POST /translate[?native_size=true]            image bytes or a multipart `file` -> PNG
-    GET  /                                        the drawing page (talks to :predict only)
+    GET  /                                        the drawing page (talks to :predict only, or runs
+                                                  the model in the browser)
+    GET  /web/PATH                                the page's scripts and examples; the LiteRT.js runtime
+                                                  and .tflite variants when it offers "in this browser"
 
 Bad input is answered with `{"error": "..."}` and 400 / 404 / 405 / 408 / 413 / 415, never 500.
 Every reply carries the security headers and only trusted `Host` names are answered
@@ -16,9 +19,7 @@ Every reply carries the security headers and only trusted `Host` names are answe
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import logging
 import re
 from collections.abc import Iterable
@@ -29,13 +30,12 @@ import tensorflow as tf
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from pix2pix_tf.config import Connections
 from pix2pix_tf.data.images import ACCEPTED, ImageError, decode
 from pix2pix_tf.data.pipeline import to_uint8
-from pix2pix_tf.data.synthetic import FACADE_CLASSES, FACADE_PALETTE
 from pix2pix_tf.errors import Pix2PixError, short_message
 from pix2pix_tf.inference import as_image, pad_to_multiple
 from pix2pix_tf.serve import browser
@@ -51,10 +51,11 @@ from pix2pix_tf.serve.rest import (
     render_predict,
     short_repr,
 )
+from pix2pix_tf.serve.web import WEB_PATH, WebFiles, web_files
 from pix2pix_tf.signatures import NATIVE_SIGNATURE, STOCHASTIC_SIGNATURE
+from pix2pix_tf.webapp import page as webpage
 
 VERSION = "1"
-PAGE_TOOLS = ("auto", "facade_labels", "pencil")
 MAX_ERROR_CHARS = 1000
 _REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")  # what a library's message may embed
 
@@ -68,7 +69,6 @@ def check_name(name: str) -> str:
     return name
 
 
-STATIC = Path(__file__).parent / "static"
 _PATH = re.compile(r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?:(?P<metadata>/metadata)|:(?P<verb>\w+))?")
 
 
@@ -306,31 +306,36 @@ class App:
     # --- the page -------------------------------------------------------------------
     async def page(self, request: Request) -> Response:
         # What the page needs to know is written into it, so that at run time it talks
-        # to the server only through the public API (:predict).
-        config = json.dumps(self.page_config()).replace("</", "<\\/")
-        html = (STATIC / "index.html").read_text().replace("/*PAGE_CONFIG*/null", config)
-        html, nonce = browser.with_nonce(html)
-        return HTMLResponse(html, headers={"Content-Security-Policy": browser.page_policy(nonce)})
+        # to the server only through the public API (:predict) and WEB_PATH's files.
+        html, nonce = browser.with_nonce(webpage.render(WEB_PATH, self.page_config()))
+        headers = {"Content-Security-Policy": browser.page_policy(nonce, in_browser=self.web.in_browser)}
+        if self.web.in_browser:
+            headers.update(browser.ISOLATION_HEADERS)
+        return HTMLResponse(html, headers=headers)
 
     def page_config(self) -> dict:
-        """The model's name and size, the drawing tools that fit it and example inputs."""
-        labels = self.page_tools == "facade_labels"
-        examples = [
-            "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
-            for path in sorted((STATIC / "examples").glob("*.png"))
-        ]
-        palette = [
-            {"name": name, "color": "#{:02x}{:02x}{:02x}".format(*rgb)}
-            for name, rgb in zip(FACADE_CLASSES, FACADE_PALETTE.tolist())
-        ]
-        return {
-            "name": self.name,
-            "image_size": self.served.image_size,
-            "channels": self.served.channels,
-            "tools": self.page_tools,
-            "palette": palette if labels else [],
-            "examples": examples if labels else [],
-        }
+        """The model's name and size, the drawing tools that fit it, example inputs and where it can run."""
+        return webpage.page_config(
+            name=self.name,
+            image_size=self.served.image_size,
+            channels=self.served.channels,
+            direction=self.served.direction,
+            tools=self.page_tools,
+            runners=("server", "browser") if self.web.in_browser else ("server",),
+            variants=self.web.variants,
+            browser_unavailable=self.web.unavailable,
+        )
+
+    async def web_file(self, request: Request) -> Response:
+        """A file of the page's web app (WEB_PATH); only those `self.web` lists."""
+        path = request.path_params["path"]
+        source = self.web.files.get(path)
+        if source is None:
+            return _error(f"{request.method} {request.url.path}: not found", 404)
+        # COEP on the threaded build's worker scripts too: a worker shares the page's memory
+        # only if it is cross-origin isolated as well.
+        headers = browser.ISOLATION_HEADERS if self.web.in_browser else None
+        return FileResponse(source, media_type=self.web.media_type(path), headers=headers)
 
 
 def create_app(
@@ -342,6 +347,7 @@ def create_app(
     page_tools: str = "auto",
     connections: Connections | None = None,
     allowed_hosts: Iterable[str] = (),
+    browser_runtime: Path | None = None,
 ) -> Starlette:
     """The ASGI app serving `served` under `/v1/models/{name}`.
 
@@ -358,20 +364,22 @@ def create_app(
             `serve.connections`).
         allowed_hosts: names (or addresses) answered in the `Host` header besides
             127.0.0.1, localhost and [::1], any port; "*" answers any.
+        browser_runtime: the LiteRT.js runtime folder (`webapp.runtime.cached()`): with it, and
+            a model served from an export with .tflite variants, the page also offers to run
+            the model in the visitor's browser.
     """
     check_name(name)
-    if page_tools not in PAGE_TOOLS:
-        raise ValueError(f"page_tools must be one of {', '.join(PAGE_TOOLS)}; got {page_tools!r}")
+    page_tools = webpage.resolve_tools(page_tools, served.direction, served.channels)
     if not (0 <= batch_timeout_ms < 60_000):
         raise ValueError(f"batch_timeout_ms must be in [0, 60000); got {batch_timeout_ms}")
-    if page_tools == "auto":
-        page_tools = "facade_labels" if served.direction == "BtoA" and served.channels == 3 else "pencil"
     app = App(served, name, limits or Limits(), max_batch, batch_timeout_ms)
     app.page_tools = page_tools
+    app.web: WebFiles = web_files(page_tools, served.export, browser_runtime)
     app.body_timeout = (connections or Connections()).body_timeout
     routes = [
         Route("/", app.page, methods=["GET", "HEAD"]),
         Route("/translate", app.translate, methods=["POST"]),
+        Route(WEB_PATH + "{path:path}", app.web_file, methods=["GET", "HEAD"]),
         Route("/v1/models/{rest:path}", app.models, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
     ]
 

@@ -11,7 +11,9 @@ A page on another site can make a visitor's browser send requests to a server on
   type: `/translate` refuses those unless the request also carries a header such a
   request cannot set (`X-Requested-With`), so another site cannot run the model;
 - the reply headers forbid framing, MIME sniffing and, on the page, any script or
-  style but its own (a nonce per reply).
+  style but its own (a nonce per reply). When the page offers "in this browser", it
+  may also compile WebAssembly and start workers from this server (LiteRT.js), and it
+  is cross-origin isolated (COOP and COEP), which the threaded wasm needs.
 """
 
 from __future__ import annotations
@@ -37,11 +39,22 @@ HEADERS = [
 API_POLICY = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 
-def page_policy(nonce: str) -> str:
-    """The page's Content-Security-Policy: its own inline script and style (by nonce), images
-    it makes itself (data: and blob: URLs), and requests to this server only."""
+# What lets a page use SharedArrayBuffer (the threaded wasm): no window of another origin
+# shares its process, and everything it embeds is same-origin or says it may be embedded.
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+
+
+def page_policy(nonce: str, in_browser: bool = False) -> str:
+    """The page's Content-Security-Policy: its own scripts and style (by nonce, and the modules
+    they import), images it makes itself (data: and blob: URLs), and requests to this server only.
+
+    With `in_browser`, also what LiteRT.js needs from this server: the wasm loader it adds as a
+    <script> and the workers of the threaded build ('self': worker-src falls back to script-src),
+    and compiling WebAssembly ('wasm-unsafe-eval', not 'unsafe-eval').
+    """
+    scripts = f"'nonce-{nonce}' 'self' 'wasm-unsafe-eval'" if in_browser else f"'nonce-{nonce}'"
     return (
-        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+        f"default-src 'none'; script-src {scripts}; style-src 'nonce-{nonce}'; "
         "img-src 'self' data: blob:; connect-src 'self'; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
@@ -50,7 +63,7 @@ def page_policy(nonce: str) -> str:
 def with_nonce(html: str) -> tuple[str, str]:
     """The page with a fresh nonce on its <script> and <style> tags, and that nonce."""
     nonce = secrets.token_urlsafe(18)
-    return re.sub(r"<(script|style)>", rf'<\1 nonce="{nonce}">', html), nonce
+    return re.sub(r"<(script|style)(?=[\s>])", rf'<\1 nonce="{nonce}"', html), nonce
 
 
 def host_name(host: str) -> str | None:

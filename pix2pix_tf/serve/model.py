@@ -78,6 +78,8 @@ class ServedModel:
         direction: the training direction (for the page: labels -> photo or another).
         source: where it was loaded from.
         owner: the object the signatures' functions belong to, kept alive with them.
+        export: the export dir it came from (its .tflite variants can run in the page's
+            browser), or None for a work dir or a bare SavedModel.
     """
 
     signatures: dict[str, Signature]
@@ -86,6 +88,7 @@ class ServedModel:
     direction: str
     source: Path
     owner: object = None
+    export: Path | None = None
 
     @property
     def multiple(self) -> int:
@@ -118,7 +121,10 @@ def load_served_model(path: str | Path | None = None) -> ServedModel:
         inputs = served[DEFAULT_SIGNATURE].inputs
         shape = inputs[next(iter(inputs))].shape
         size, channels, direction = shape[1], shape[3], "AtoB"
-    return _decoding_by_rule(ServedModel(served, size, channels, direction, saved_model.root, owner=loaded))
+    export = model.path if model.kind == "export" else None
+    return _decoding_by_rule(
+        ServedModel(served, size, channels, direction, saved_model.root, owner=loaded, export=export)
+    )
 
 
 def _decoding_by_rule(served: ServedModel) -> ServedModel:

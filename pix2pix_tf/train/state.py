@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from pix2pix_tf.config import Config
-from pix2pix_tf.losses import discriminator_loss, generator_loss
+from pix2pix_tf.losses import LOSS_NAMES, discriminator_loss, generator_loss
 from pix2pix_tf.models import build_models
 from pix2pix_tf.precision import resolve as resolve_precision
 from pix2pix_tf.train.optimizer import make_optimizer
@@ -84,6 +84,9 @@ class Pix2Pix:
         inputs = [source, image] if self.config.model.conditional else image
         return self.discriminator(inputs, training=training)
 
+    # Plain Python control flow only: autograph's conversion of the step (and of the
+    # Keras code it calls) took about half of the first call's tracing time.
+    @tf.autograph.experimental.do_not_convert
     def _train_step(self, source, target) -> dict[str, tf.Tensor]:
         """One step on a batch: plain tensors, or per-replica values from `distributed_stream`.
 
@@ -95,12 +98,11 @@ class Pix2Pix:
         losses = self.strategy.run(self._replica_step, args=(source, target))
         # Every replica has an equal share, so the mean of their means is the batch's
         # mean; stacked, the losses cross the replicas in one reduction.
-        names = list(self._loss_names)
         mean = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
-        return {**dict(zip(names, tf.unstack(mean))), "learning_rate": learning_rate}
+        return {**dict(zip(LOSS_NAMES, tf.unstack(mean))), "learning_rate": learning_rate}
 
     def _replica_step(self, source, target) -> tf.Tensor:
-        """This replica's share of the step; returns its losses stacked in `_loss_names` order."""
+        """This replica's share of the step; returns its losses stacked in `LOSS_NAMES` order."""
         t = self.config.train
         # The optimisers sum the replicas' gradients: dividing each replica's mean
         # by their number makes the sum the gradient of the global batch's mean.
@@ -121,8 +123,7 @@ class Pix2Pix:
             d_grads = d_tape.gradient(d_objective, self.discriminator.trainable_variables)
             self.d_optimizer.apply(self._scaled_gradients(d_grads), self.discriminator.trainable_variables)
         losses = {**g_losses, **d_losses}
-        self._loss_names = tuple(losses)  # known once the step has run or been traced
-        return tf.stack([tf.cast(v, tf.float32) for v in losses.values()])
+        return tf.stack([tf.cast(losses[name], tf.float32) for name in LOSS_NAMES])
 
     def _scaled_gradients(self, grads):
         """Loss-scaled gradients that every replica judges finite or not alike.
@@ -147,10 +148,11 @@ class Pix2Pix:
         Returns:
             (the last step's losses, whether every step's losses were finite).
         """
-        losses = self._train_step(*next(iterator))
-        self._count(losses)
-        finite = _all_finite(losses)
-        for _ in tf.range(n - 1):
+        # The loop's variables start as zeros of the step's structure: peeling the
+        # first step out of the loop instead would trace (and optimise) the step twice.
+        losses = {name: tf.zeros([], tf.float32) for name in (*LOSS_NAMES, "learning_rate")}
+        finite = tf.constant(True)
+        for _ in tf.range(n):
             losses = self._train_step(*next(iterator))
             self._count(losses)
             finite = tf.logical_and(finite, _all_finite(losses))
