@@ -1,5 +1,6 @@
 import io
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -169,3 +170,27 @@ def gif_frame_bomb(side: int, first=None) -> bytes:
     head, frame = blocks(gif(first.convert("RGB").quantize(16)))
     _, big = blocks(gif(Image.new("RGB", (side, side), (30, 30, 200)).quantize(2)))
     return head + frame + big + b";"
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def launch():
+    """Starts Debian's Chromium through Playwright with extra command-line flags (per test module)."""
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing in CI: .ci/run must `apt-get install -y chromium`")
+        pytest.skip("no Chromium: install it with `apt-get install -y chromium` to run the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield lambda *flags: playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", *flags])
+
+
+@pytest.fixture(scope="module")
+def browser(launch):
+    """Debian's Chromium, headless, for the module's tests."""
+    browser = launch()
+    yield browser
+    browser.close()

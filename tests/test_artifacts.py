@@ -6,6 +6,7 @@ renamed constant must fail here rather than leave old folders unreadable.
 """
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,16 @@ def test_json_files_are_replaced_whole_and_read_with_a_clear_error(tmp_path):
     (tmp_path / "b.json").write_text("[1]")
     with pytest.raises(Pix2PixError, match=r"b\.json: expected a record \(a JSON object\), found list"):
         read_json(tmp_path / "b.json", "a record")
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "proc"])
+def test_a_staged_output_that_cannot_be_created_is_one_clear_error(tmp_path, where):
+    from pix2pix_tf.artifacts.files import staged_output
+
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "a_file" / "sub" if where == "under_a_file" else Path("/proc/no_such_process/out")
+    reason = f"{tmp_path / 'a_file'} is not a folder" if where == "under_a_file" else "No such file or directory"
+    with pytest.raises(Pix2PixError, match=f"cannot write the export there \\({re.escape(reason)}\\)"):
+        with staged_output(out, "the export"):
+            raise AssertionError("nothing is yielded when the folder cannot be made")
+    assert (tmp_path / "a_file").read_text() == "x"

@@ -23,7 +23,7 @@ from pix2pix_tf.evaluate import to_uint8
 from pix2pix_tf.export import export
 from pix2pix_tf.export import tflite as export_tflite
 from pix2pix_tf.export.tflite import AGREEMENT_GATES, psnr
-from pix2pix_tf.inference import TFLiteRunner, Translator, load, load_generator
+from pix2pix_tf.inference import TFLiteRunner, Translator, generator_from_export, load, load_generator
 from pix2pix_tf.models import generate
 from pix2pix_tf.shipped import shipped_model
 from pix2pix_tf.train import train
@@ -553,3 +553,138 @@ def test_shipped_demo_model_works_before_anyone_trains(tmp_path):
     assert psnr(outputs["generator_float16.tflite"].astype(float) / 127.5 - 1, reference) >= 40
     assert psnr(outputs["generator_int8.tflite"].astype(float) / 127.5 - 1, reference) >= 28
     assert outputs["saved_model"].std() > 20  # a photo with structure, not a flat untrained output
+
+
+# An export made from an earlier export (the shipped model's route to today's TFLite signatures).
+
+
+def test_the_generator_is_rebuilt_from_an_exports_saved_model(exported, keras_generator):
+    generator, config, step = generator_from_export(exported[0])
+    assert step == 60 and (config.data.image_size, config.model.ngf) == (32, 8)
+    # Every weight (batch-norm statistics included) as the checkpoint has it; the SavedModel
+    # also holds dropout's random states, which the deterministic signatures do not use.
+    assert len(generator.variables) == len(keras_generator.variables) > len(generator.weights)
+    for rebuilt, trained in zip(generator.weights, keras_generator.weights, strict=True):
+        assert rebuilt.path == trained.path
+        np.testing.assert_array_equal(rebuilt.numpy(), trained.numpy(), err_msg=rebuilt.path)
+    x = _inputs(4, seed=3)
+    serve = tf.saved_model.load(str(exported[0] / "saved_model")).signatures["serving_default"]
+    np.testing.assert_allclose(
+        generator(x, training=False).numpy(), serve(input_image=x)["output_image"].numpy(), atol=1e-6
+    )
+
+
+def test_export_from_an_export_keeps_its_saved_model_and_makes_the_tflite_files_again(exported, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    earlier = shutil.copytree(exported[0], tmp_path / "earlier")
+    evaluation = {"split": "test", "count": 2, "stochastic": False, "l1": 0.25, "psnr": 12.0, "ssim": 0.5}
+    card = json.loads((earlier / "model_card.json").read_text())
+    (earlier / "model_card.json").write_text(json.dumps({**card, "evaluation": evaluation}))
+    before = _snapshot(earlier)
+    out = tmp_path / "again"
+    # No --data: the dataset is the one recorded by the work dir the earlier report names.
+    args = ["export", "--workdir", str(earlier), "--out", str(out), "--tflite", "float16,int8", "--threads", "1"]
+    assert main(args) == 0
+    assert _snapshot(earlier) == before
+    assert _snapshot(out / "saved_model") == _snapshot(earlier / "saved_model")  # byte for byte
+    assert json.loads((out / "config.json").read_text()) == json.loads((earlier / "config.json").read_text())
+    assert sorted(p.name for p in out.glob("*.tflite")) == ["generator_float16.tflite", "generator_int8.tflite"]
+    for variant in ("float16", "int8"):
+        interpreter = Interpreter(model_path=str(out / f"generator_{variant}.tflite"))
+        found = {
+            key: {
+                "inputs": _tensors(interpreter.get_signature_runner(key).get_input_details()),
+                "outputs": _tensors(interpreter.get_signature_runner(key).get_output_details()),
+            }
+            for key in interpreter.get_signature_list()
+        }
+        assert found == _app_signatures(32), variant
+    report, prior = (json.loads((folder / "report.json").read_text()) for folder in (out, earlier))
+    for row in report["tflite"]:
+        assert row["shipped"] and min(row["psnr_db"], row["uint8_psnr_db"]) >= AGREEMENT_GATES[row["variant"]], row
+        assert row["signatures"] == _app_signatures(32)
+    # The report describes the same model and SavedModel as the earlier one did.
+    assert (report["workdir"], report["step"], report["saved_model"]) == (
+        prior["workdir"],
+        prior["step"],
+        prior["saved_model"],
+    )
+    assert report["notes"][0].startswith(f"SavedModel: {earlier / 'saved_model'}, copied unchanged")
+    assert f"Model card metrics: carried over from {earlier / 'model_card.json'}" in report["notes"][1]
+    assert export_tflite.STOCHASTIC_TFLITE_NOTE in report["notes"]  # the SavedModel has serving_stochastic
+    new_card = json.loads((out / "model_card.json").read_text())
+    assert new_card["evaluation"] == evaluation and new_card["tflite_signatures"] == _app_signatures(32)
+    assert (new_card["steps_trained"], new_card["parameters"]) == (60, prior["saved_model"]["parameters"])
+    assert "| int8 | generator_int8.tflite |" in (out / "report.md").read_text()
+    assert json.loads((out / MARKER).read_text())["export"] == str(earlier)
+
+
+def _edited_copy(export_dir, tmp_path, *, config=None, report=None):
+    """A copy of an export with sections of its config.json or fields of its report.json replaced."""
+    copy = shutil.copytree(export_dir, tmp_path / "earlier")
+    for name, change in (("config.json", config), ("report.json", report)):
+        data = json.loads((copy / name).read_text())
+        for key, value in (change or {}).items():
+            data[key] = {**data[key], **value} if isinstance(value, dict) else value
+        (copy / name).write_text(json.dumps(data))
+    return copy
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        # ngf 16 doubles the first convolution's filters: 4 x 4 x 3 x 16 for the SavedModel's 4 x 4 x 3 x 8.
+        (
+            {"ngf": 16},
+            r"the generator it describes has down1_conv/kernel float32 \[4, 4, 3, 16\] where the SavedModel has "
+            r"down1_conv/kernel:0 float32 \[4, 4, 3, 8\]$",
+        ),
+        # No normalisation: no batch norm layers (4 variables each), a bias in each convolution instead.
+        ({"norm": "none"}, r"the generator it describes has \d+ variables, the SavedModel \d+$"),
+    ],
+)
+def test_a_config_that_does_not_describe_the_saved_model_is_one_clear_error(exported, tmp_path, capsys, model, message):
+    earlier = _edited_copy(exported[0], tmp_path, config={"model": model})
+    with pytest.raises(Pix2PixError, match=message) as caught:
+        generator_from_export(earlier)
+    assert str(caught.value).startswith(
+        f"{earlier / 'config.json'} does not describe the generator in {earlier / 'saved_model'}: "
+    )
+    assert main(["export", "--workdir", str(earlier), "--out", str(tmp_path / "again")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {earlier / 'config.json'} does not describe")
+    assert not (tmp_path / "again").exists()
+
+
+def test_variables_of_the_right_shapes_in_another_order_are_caught_by_the_outputs(exported, tmp_path):
+    earlier = shutil.copytree(exported[0], tmp_path / "earlier")
+    loaded = tf.saved_model.load(str(earlier / "saved_model"))
+    # A SavedModel whose signatures compute as before but whose variable list swaps a
+    # batch norm's gamma and beta (both 16 values): shapes and dtypes all match.
+    order = list(loaded.tf_variables)
+    names = [v.name for v in order]
+    i, j = names.index("down2_norm/gamma:0"), names.index("down2_norm/beta:0")
+    order[i], order[j] = order[j], order[i]
+    loaded.tf_variables = order
+    tf.saved_model.save(loaded, str(tmp_path / "swapped"), signatures=dict(loaded.signatures))
+    shutil.rmtree(earlier / "saved_model")
+    shutil.move(tmp_path / "swapped", earlier / "saved_model")
+    with pytest.raises(Pix2PixError, match=r"gives other outputs than its serving_default \(largest difference"):
+        generator_from_export(earlier)
+
+
+def test_export_from_an_export_refuses_what_it_cannot_do(exported, trained, tmp_path):
+    earlier = _edited_copy(exported[0], tmp_path, report={"workdir": str(tmp_path / "gone")})
+    with pytest.raises(Pix2PixError, match=r"no dataset recorded by its training run \(.*gone\) \(or it moved\); pass"):
+        export(earlier, tmp_path / "again", tflite=())
+    with pytest.raises(Pix2PixError, match="--stochastic needs a training work dir"):
+        export(earlier, tmp_path / "again", tflite=(), stochastic=True, data_dir=trained / "data")
+    for out in (earlier, earlier / "sub", tmp_path):
+        with pytest.raises(Pix2PixError, match="is, holds or is inside the export .* it is made from"):
+            export(earlier, out, tflite=(), data_dir=trained / "data")
+    assert not (tmp_path / "again").exists() and not (earlier / "sub").exists()
+    with pytest.raises(Pix2PixError, match=r"saved_model: nothing to export \(a SavedModel dir .*\): expected a work"):
+        export(earlier / "saved_model", tmp_path / "again", tflite=())
+    (earlier / "report.json").write_text(json.dumps({"step": "sixty"}))
+    with pytest.raises(Pix2PixError, match=r"report\.json: expected the step of the export, found 'sixty'"):
+        generator_from_export(earlier)

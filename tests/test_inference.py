@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -211,13 +212,19 @@ def test_load_errors(trained, tmp_path):
         load(tmp_path / "export")
 
 
+def _single_signature_tflite(generator) -> bytes:
+    """The generator converted as exports did before the uint8 signature: from Keras, one signature."""
+    source = keras.Input(batch_shape=(1, *generator.input_shape[1:]), name="input_image")
+    return tf.lite.TFLiteConverter.from_keras_model(keras.Model(source, generator(source))).convert()
+
+
 def test_tflite_runner_takes_the_float_signature_of_old_and_new_files(trained):
-    from pix2pix_tf.inference import TFLiteRunner
+    from pix2pix_tf.inference import TFLiteRunner, generator_from_export
     from pix2pix_tf.shipped import shipped_model
 
     shipped = shipped_model()
-    # The shipped model's files predate the uint8 signature: one signature, its output named output_0.
-    old = TFLiteRunner(shipped / "generator_float16.tflite")
+    # Files exported before the uint8 signature: one signature, its output named output_0.
+    old = TFLiteRunner(_single_signature_tflite(generator_from_export(shipped)[0]))
     assert old.interpreter.get_signature_list() == {
         "serving_default": {"inputs": ["input_image"], "outputs": ["output_0"]}
     }

@@ -1,13 +1,10 @@
 """The drawing page in a real browser: Playwright driving Debian's Chromium against `pix2pix-tf serve`."""
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 from conftest import LiveServer
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EXAMPLE = Path(__file__).resolve().parents[1] / "pix2pix_tf/webapp/static/examples/facade_2.png"
 
 # Reads an <img> back through a canvas: its size and the standard deviation of its pixels.
@@ -20,20 +17,6 @@ IMAGE_STATS = """img => {
   for (let i = 0; i < d.length; i += 4) for (let k = 0; k < 3; k++) { sum += d[i + k]; sq += d[i + k] ** 2; n++; }
   return { width: c.width, height: c.height, std: Math.sqrt(sq / n - (sum / n) ** 2) };
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing in CI: .ci/run must `apt-get install -y chromium`")
-        pytest.skip("no Chromium: install it with `apt-get install -y chromium` to run the browser tests")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

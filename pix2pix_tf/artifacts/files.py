@@ -217,6 +217,14 @@ def staged_output(
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         stage.mkdir()
+    except OSError as e:
+        if is_disk_full(e):
+            raise Pix2PixError(f"{out}: no space left on device to write {what}; free some space and rerun") from None
+        # A parent that is a file, a read-only or virtual file system: say where, not a traceback.
+        blocker = next((p for p in target.parents if p.exists()), None)
+        reason = f"{blocker} is not a folder" if blocker is not None and not blocker.is_dir() else e.strerror or e
+        raise Pix2PixError(f"{out}: cannot write {what} there ({reason}); choose another folder") from None
+    try:
         yield stage
         if marker is not None:
             created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

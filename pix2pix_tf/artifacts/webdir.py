@@ -9,6 +9,8 @@
 <runtime>/wasm/<build>.js, .wasm     the WebAssembly builds; LiteRT.js picks one by feature detection
 <runtime>/LICENSE                    the Apache-2.0 text, headed by the packages, version and integrity
 <runtime>/.pix2pix_tf_runtime        in the per-user cache only, written last: JSON of the verified packages
+
+<cache>/litertjs-<version>/          the per-user cache's runtime folder (`runtime_cache_dir`)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ RUNTIME_WASM_UTILS = "wasm-utils.js"
 RUNTIME_WASM_DIR = "wasm"
 RUNTIME_LICENSE = "LICENSE"
 RUNTIME_STAMP = ".pix2pix_tf_runtime"
+RUNTIME_CACHE_PREFIX = "litertjs-"
 # Relaxed SIMD (the default), its fallback without, and pthreads (needs cross-origin isolation).
 # Not the JSPI build (9.6 MB more): only WebNN and partial WebGPU delegation need it.
 WASM_BUILDS = ("litert_wasm_internal", "litert_wasm_compat_internal", "litert_wasm_threaded_internal")
@@ -72,6 +75,11 @@ class RuntimeDir(Folder):
     def files(self) -> tuple[Path, ...]:
         """Every file of the runtime (RUNTIME_FILES), without the stamp."""
         return tuple(self.root / name for name in RUNTIME_FILES)
+
+
+def runtime_cache_dir(cache: Path, version: str) -> RuntimeDir:
+    """The runtime folder of LiteRT.js `version` in the per-user cache folder `cache`."""
+    return RuntimeDir(cache / f"{RUNTIME_CACHE_PREFIX}{version}")
 
 
 WEB_MARKER = ".pix2pix_tf_web"

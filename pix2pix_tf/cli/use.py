@@ -36,7 +36,7 @@ def _web(args):
     if args.shipped and not args.out:
         raise Pix2PixError("--shipped needs --out DIR: the shipped model's folder is part of the installed package")
     out = write_site(shipped_model() if args.shipped else args.export, args.out)
-    print(f"wrote {out}: serve it (python -m http.server -d {out}) and open http://127.0.0.1:8000/")
+    print(f"wrote {out}: serve it (python -m http.server --bind 127.0.0.1 -d {out}) and open http://127.0.0.1:8000/")
 
 
 def _evaluate(args):
@@ -102,7 +102,11 @@ def add_commands(sub):
     from pix2pix_tf.config import TFLITE_VARIANTS
 
     p = sub.add_parser("export", help="SavedModel + TFLite export, verified against the Keras model")
-    p.add_argument("--workdir", required=True)
+    p.add_argument(
+        "--workdir",
+        required=True,
+        help="training work dir, or an earlier export dir: its SavedModel is kept and the TFLite variants made again",
+    )
     p.add_argument(
         "--out", required=True, help="export folder: new, empty or a previous export (replaced whole, atomically)"
     )

@@ -20,6 +20,26 @@ def model_card(config: Config, workdir: WorkDir, step: int, params: int) -> tupl
     Returns:
         (card, a note for the report on where its metrics come from).
     """
+    evaluation, note = _evaluation(workdir, step)
+    return _card(config, step, params, evaluation), note
+
+
+def carried_model_card(config: Config, source: ExportDir, step: int, params: int) -> tuple[dict, str]:
+    """The model card of an export made from another export (`source`): made afresh but for its metrics.
+
+    The metrics are `source`'s card's: they describe the same weights (its SavedModel is copied).
+
+    Returns:
+        (card, a note for the report on where its metrics come from).
+    """
+    evaluation = read_json(source.model_card, "the model card written by pix2pix-tf export").get("evaluation")
+    card = _card(config, step, params, evaluation)
+    if evaluation is None:
+        return card, f"Model card: {source.model_card} has no metrics, so this one has none."
+    return card, f"Model card metrics: carried over from {source.model_card} (same weights, step {step})."
+
+
+def _card(config: Config, step: int, params: int, evaluation: dict | None) -> dict:
     card = {
         "model": "pix2pix U-Net generator (Isola et al., CVPR 2017)",
         "input": {
@@ -34,6 +54,13 @@ def model_card(config: Config, workdir: WorkDir, step: int, params: int) -> tupl
         "parameters": params,
         "exported": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+    if evaluation is not None:
+        card["evaluation"] = evaluation
+    return card
+
+
+def _evaluation(workdir: WorkDir, step: int) -> tuple[dict | None, str]:
+    """The work dir's evaluation of `step` as the card states it (None if there is none), and a note on it."""
     # `evaluate` writes to the work dir's evaluation folder of a split and step by
     # default; metrics of any other step describe another model.
     for split in ("test", "val"):
@@ -43,7 +70,7 @@ def model_card(config: Config, workdir: WorkDir, step: int, params: int) -> tupl
         source = metrics.relative_to(workdir.root)
         try:
             result = read_json(metrics, "evaluation metrics")
-            card["evaluation"] = {
+            evaluation = {
                 "split": result["split"],
                 "count": result["count"],
                 "stochastic": result.get("stochastic", False),
@@ -51,9 +78,9 @@ def model_card(config: Config, workdir: WorkDir, step: int, params: int) -> tupl
                 "source": str(source),
             }
         except (Pix2PixError, KeyError, TypeError) as e:
-            return card, f"Model card: {metrics} is unreadable ({e}), so the card has no metrics."
-        return card, f"Model card metrics: {source} ({result['count']} {split} images, step {step})."
-    return card, (
+            return None, f"Model card: {metrics} is unreadable ({e}), so the card has no metrics."
+        return evaluation, f"Model card metrics: {source} ({result['count']} {split} images, step {step})."
+    return None, (
         f"Model card: no evaluation of step {step} ({workdir.evaluation('test', step)}/ or "
         f"{workdir.evaluation('val', step).name}/), "
         "so the card has no metrics; run `pix2pix-tf evaluate` and export again to add them."

@@ -1,8 +1,9 @@
 """The page of `pix2pix-tf serve` and of the static web app: its config, its files and its HTML.
 
 One page (static/index.html) and one set of JavaScript modules serve both: tools.js (the
-drawing, example and upload tools), page.js (the page), run_server.js ("on the server":
-serve's REST API) and run_browser.js ("in this browser": LiteRT.js). The paths the page
+drawing, example and upload tools), image.js (an image file at the model's size, as the
+Python Translator decodes and resizes it), page.js (the page), run_server.js ("on the
+server": serve's REST API) and run_browser.js ("in this browser": LiteRT.js). The paths the page
 uses are those of the web app's layout (`artifacts.webdir.WebDir`), below a base URL: "./"
 in the static app, serve's own path in serve.
 """
@@ -19,7 +20,7 @@ from pix2pix_tf.webapp import runtime
 
 STATIC = Path(__file__).parent / "static"
 PAGE_TOOLS = ("auto", "facade_labels", "pencil")
-BROWSER_SCRIPTS = ("page.js", "tools.js", "run_browser.js")  # what the static app needs
+BROWSER_SCRIPTS = ("page.js", "tools.js", "image.js", "run_browser.js")  # what the static app needs
 SERVER_SCRIPTS = ("run_server.js",)  # what serve's page adds
 APP = WebDir(".")  # the app's paths relative to its root, as the page and web.json write them
 
@@ -113,7 +114,9 @@ def page_config(
         "runtime": {
             "package": runtime.LITERT_JS,
             "version": runtime.VERSION,
-            "integrity": runtime.PINNED[f"{runtime.LITERT_JS}@{runtime.VERSION}"],
+            # The npm tarball's hash that `runtime.fetch` checked: a record for readers, not an SRI
+            # attribute (the browser checks nothing; the files come from the app's own origin).
+            "npm_integrity": runtime.PINNED[f"{runtime.LITERT_JS}@{runtime.VERSION}"],
             "module": url_path(APP.runtime.module),
             "wasm": url_path(APP.runtime.wasm) + "/",  # a folder: LiteRT.js picks the build in it
         },
@@ -128,15 +131,17 @@ def render(base: str, config: dict | None = None) -> str:
 
     Args:
         base: the URL of the app's root, ending in "/" ("./" for the static app).
-        config: written into the page (serve); None: the page reads web.json beside its scripts.
+        config: written into the page (serve); None: the page reads the manifest (`WebDir.manifest`)
+            beside its scripts.
     """
     # litert.js imports wasm-utils.js by its package name; the import map says where it is.
     imports = {"imports": {runtime.WASM_UTILS: base + url_path(APP.runtime.wasm_utils)}}
     embedded = "" if config is None else _script_json(config)
     html = (STATIC / "index.html").read_text()
-    return (
-        html.replace("{{base}}", base).replace("{{importmap}}", _script_json(imports)).replace("{{config}}", embedded)
-    )
+    fills = {"base": base, "importmap": _script_json(imports), "manifest": url_path(APP.manifest), "config": embedded}
+    for key, value in fills.items():
+        html = html.replace("{{" + key + "}}", value)
+    return html
 
 
 def _script_json(value) -> str:

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 from pix2pix_tf.artifacts.files import staged_output
-from pix2pix_tf.artifacts.webdir import RUNTIME_STAMP, RuntimeDir
+from pix2pix_tf.artifacts.webdir import RUNTIME_STAMP, RuntimeDir, runtime_cache_dir
 from pix2pix_tf.errors import Pix2PixError, short_message
 
 LITERT_JS = "@litertjs/core"
@@ -64,7 +64,7 @@ def cache_dir() -> Path:
 
 
 def _folder() -> RuntimeDir:
-    return RuntimeDir(cache_dir() / f"litertjs-{VERSION}")
+    return runtime_cache_dir(cache_dir(), VERSION)
 
 
 def cached() -> Path | None:

@@ -7,6 +7,7 @@ phone on the LAN) and asks nothing of any other origin. Its layout is
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from pix2pix_tf.artifacts.files import load_config, staged_output, write_json
 from pix2pix_tf.artifacts.model_path import open_model
 from pix2pix_tf.artifacts.webdir import WEB_MARKER, WebDir
 from pix2pix_tf.errors import Pix2PixError, short_message
+from pix2pix_tf.shipped import shipped_model
 from pix2pix_tf.webapp import page, runtime
 from pix2pix_tf.webapp.runtime import RuntimeUnavailable
 
@@ -47,7 +49,8 @@ def write_site(
 
     Args:
         export_dir: an export dir with at least one .tflite variant.
-        out: the web app's folder (default: EXPORT/web).
+        out: the web app's folder (default: EXPORT/web; required for the shipped model,
+            whose folder is part of the installed package).
         name: the model's name on the page (default: the export folder's name).
         tools: the page's drawing tools (see `page.resolve_tools`).
 
@@ -55,10 +58,16 @@ def write_site(
         `out`.
 
     Raises:
-        Pix2PixError: not an export, no .tflite variant, a damaged one, or `out` refused.
+        Pix2PixError: not an export, no .tflite variant, a damaged one, `out` refused or
+            not writable (any OS error: one line naming the path and the reason).
         RuntimeUnavailable: the app was written without the runtime.
     """
     export = ExportDir(open_model(export_dir, accept=("export",), refusal="no web app to write").path)
+    if out is None and _is_shipped(export.root):
+        raise Pix2PixError(
+            f"{export_dir}: is the shipped model's folder, part of the installed package: "
+            "write its web app elsewhere with --out DIR"
+        )
     out = Path(out) if out is not None else export.web.root
     if not export.variants:
         raise Pix2PixError(
@@ -93,10 +102,22 @@ def write_site(
                 runtime.copy_to(web.runtime.root)
             except RuntimeUnavailable as e:
                 missing = e
-    except PermissionError as e:  # a read-only folder, such as an installed package's
+    except OSError as e:  # read-only, a file where a folder should be, a path /proc refuses, ...
+        # The path that failed, unless it is `out` or its staging folder beside it (a name of no use).
+        beside = e.filename and Path(os.path.abspath(e.filename)).parent == Path(os.path.abspath(out)).parent
+        where = f": {e.filename}" if e.filename and not beside else ""
+        # mkdir's "File exists" for a file where a folder of the path should be.
+        reason = "not a folder" if isinstance(e, FileExistsError | NotADirectoryError) else short_message(e)
         raise Pix2PixError(
-            f"{out}: could not write the web app ({short_message(e)}); choose a folder with --out"
+            f"{out}: could not write the web app ({reason}{where}); choose another folder with --out"
         ) from None
     if missing is not None:
         raise RuntimeUnavailable(f"{missing} (the rest of the web app is written; it lacks only the runtime)")
     return out
+
+
+def _is_shipped(folder: Path) -> bool:
+    try:
+        return Path(folder).resolve() == shipped_model().resolve()
+    except Pix2PixError:  # an install without the shipped model
+        return False

@@ -1,7 +1,7 @@
 // The page of `pix2pix-tf serve` and of the static web app (`pix2pix-tf web`): the input
 // tools (tools.js) and a runner per place the model can run, "on the server" (run_server.js)
 // and "in this browser" (run_browser.js). The page config is written into the page by
-// serve, or read from web.json beside this module in the static app.
+// serve, or read in the static app from its manifest, the file the page's data-manifest names.
 
 import { createTools } from "./tools.js";
 
@@ -16,30 +16,41 @@ function showStatus(text, state) {
 }
 
 async function loadConfig() {
-  const embedded = $("page-config").textContent.trim();
+  const element = $("page-config");
+  const embedded = element.textContent.trim();
   if (embedded) return JSON.parse(embedded);
+  const manifest = element.dataset.manifest;
   let reply;
   try {
-    reply = await fetch(here("web.json"));
+    reply = await fetch(here(manifest));
   } catch (error) {
-    throw new Error(`could not fetch web.json: ${error.message}`);
+    throw new Error(`could not fetch ${manifest}: ${error.message}`);
   }
   if (!reply.ok) {
-    throw new Error(`web.json: HTTP ${reply.status}; this folder is not a whole web app: write it again with pix2pix-tf web`);
+    throw new Error(`${manifest}: HTTP ${reply.status}; this folder is not a whole web app: write it again with pix2pix-tf web`);
   }
+  let config;
   try {
-    return await reply.json();
+    config = await reply.json();
   } catch (error) {
-    throw new Error(`web.json is damaged (${error.message}): write the web app again with pix2pix-tf web`);
+    throw new Error(`${manifest} is damaged (${error.message}): write the web app again with pix2pix-tf web`);
   }
+  const needed = ["name", "image_size", "channels", "tools", "palette", "examples", "runners", "variants", "runtime"];
+  for (const key of needed) {
+    if (config?.[key] === undefined) {
+      throw new Error(`${manifest} is damaged (it has no "${key}"): write the web app again with pix2pix-tf web`);
+    }
+  }
+  return config;
 }
 
 function describe(config) {
   const size = `${config.image_size}×${config.image_size}`;
   $("title").textContent = `${config.name} (${size}${config.tools === "facade_labels" ? ", facade labels → photo" : ""})`;
-  const tools = config.tools === "facade_labels"
-    ? "Pick a class and drag rectangles, as in the CMP Facades label maps; or upload or drop a label map."
-    : "Draw with the pencil (eraser to fix), or upload or drop an image.";
+  const tools = (config.tools === "facade_labels"
+    ? "Pick a class and drag rectangles, as in the CMP Facades label maps; or upload or drop a label map"
+    : "Draw with the pencil (eraser to fix), or upload or drop an image") +
+    ` (resized to ${size} as pix2pix-tf predict resizes it).`;
   const browser = config.runners.includes("browser")
     ? ` In this browser the model runs at its own size, ${size} (the .tflite files are fixed at it; ` +
       "native size is not offered); nothing leaves this page."

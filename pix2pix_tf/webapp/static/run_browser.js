@@ -2,7 +2,8 @@
 // origin (no CDN): WebGPU when the browser gives a device, else WebAssembly (XNNPack), with
 // the threaded build when the page is cross-origin isolated. Pre- and post-processing are
 // the Python Translator's at the model's size (inference.py, data/pipeline.py): pixels / 127.5 - 1
-// in, round((y + 1) * 127.5) clipped to 0..255 out, in float32 as TensorFlow computes them.
+// in, round((y + 1) * 127.5) clipped to 0..255 out, in float32 as TensorFlow computes them. An
+// image of another size reaches the canvas already resized as the Translator resizes it (image.js).
 
 const SIGNATURE = "serving_default";  // float32 [-1, 1] in and out; files with one signature use that one
 

@@ -3,6 +3,8 @@
 // eraser), undo and clear, a random example, and an upload or a dropped file.
 // What is on the canvas is exactly what gets translated.
 
+import { atModelSize } from "./image.js";
+
 const FACADE = "facade_labels";
 
 /**
@@ -10,12 +12,13 @@ const FACADE = "facade_labels";
  *
  * @param {object} config the page config: image_size, tools, palette, examples (URLs).
  * @param {(message: string) => void} showError shows a message on the page.
- * @returns {{canvas: HTMLCanvasElement, pixels: () => ImageData}} the canvas and a copy of its pixels.
+ * @returns {{canvas: HTMLCanvasElement}} the canvas, which holds the input.
  */
 export function createTools(config, showError) {
   const canvas = document.getElementById("canvas");
   canvas.width = canvas.height = config.image_size;
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  const note = document.getElementById("input-note");
   const labels = config.tools === FACADE;
   const state = { tool: null, undo: [], start: null, base: null, last: null, drawing: false };
 
@@ -88,12 +91,34 @@ export function createTools(config, showError) {
     state.last = state.drawing ? p : null;
   }
 
-  // An upload of any size is drawn scaled onto the canvas: the model's size is what it translates.
-  function drawImageFrom(url) {
-    const image = new Image();
-    image.onload = () => { snapshot(); ctx.drawImage(image, 0, 0, canvas.width, canvas.height); };
-    image.onerror = () => showError("that file is not an image this browser can read");
-    image.src = url;
+  // An image of any size replaces the canvas, resized to the model's size as `pix2pix-tf predict`
+  // resizes a file (image.js); the note under the canvas says what was done to it.
+  async function drawImage(blob, name) {
+    let image;
+    try {
+      image = await atModelSize(blob, canvas.width);
+    } catch {
+      showError(`${name} is not an image this browser can read`);
+      return;
+    }
+    snapshot();
+    ctx.putImageData(image.pixels, 0, 0);
+    const resized = image.width === canvas.width && image.height === canvas.height
+      ? "" : `, resized from ${image.width}×${image.height}`;
+    note.textContent = `${name}${resized}`;
+  }
+
+  async function drawExample(url) {
+    const name = decodeURIComponent(url.split("/").pop());
+    let reply;
+    try {
+      reply = await fetch(url);
+    } catch (error) {
+      showError(`example ${name} could not be fetched (${error.message})`);
+      return;
+    }
+    if (!reply.ok) { showError(`example ${name}: HTTP ${reply.status}`); return; }
+    await drawImage(await reply.blob(), name);
   }
 
   canvas.addEventListener("pointerdown", event => {
@@ -111,15 +136,20 @@ export function createTools(config, showError) {
     const previous = state.undo.pop();
     if (previous) ctx.putImageData(previous, 0, 0);
   });
-  document.getElementById("clear").addEventListener("click", () => { snapshot(); clearCanvas(); });
+  document.getElementById("clear").addEventListener("click", () => {
+    snapshot();
+    clearCanvas();
+    note.textContent = "";
+  });
   document.getElementById("example").addEventListener("click", () => {
     const examples = config.examples;
     if (!examples.length) { showError("this model ships no examples: draw or upload an image"); return; }
-    drawImageFrom(examples[Math.floor(Math.random() * examples.length)]);
+    drawExample(examples[Math.floor(Math.random() * examples.length)]);
   });
   document.getElementById("file").addEventListener("change", event => {
     const file = event.target.files[0];
-    if (file) drawImageFrom(URL.createObjectURL(file));
+    event.target.value = "";  // so that choosing the same file again loads it again
+    if (file) drawImage(file, file.name);
   });
   const drop = document.getElementById("drop");
   drop.addEventListener("dragover", event => { event.preventDefault(); drop.classList.add("over"); });
@@ -128,11 +158,11 @@ export function createTools(config, showError) {
     event.preventDefault();
     drop.classList.remove("over");
     const file = event.dataTransfer.files[0];
-    if (file) drawImageFrom(URL.createObjectURL(file));
+    if (file) drawImage(file, file.name);
   });
 
   buildTools();
   clearCanvas();
-  if (config.examples.length) drawImageFrom(config.examples[0]);
-  return { canvas, pixels: () => ctx.getImageData(0, 0, canvas.width, canvas.height) };
+  if (config.examples.length) drawExample(config.examples[0]);
+  return { canvas };
 }
