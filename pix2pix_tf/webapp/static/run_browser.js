@@ -123,6 +123,10 @@ export class BrowserRunner {
         "write the web app again with pix2pix-tf web");
     }
     const bytes = new Uint8Array(await reply.arrayBuffer());
+    // The old model goes first: two large models at once can pass the wasm heap's 2 GB
+    // (256 px float16 then float32 did), and a failed load leaves none loaded anyway.
+    if (this.model) this.model.delete();
+    this.model = null;
     const start = performance.now();
     let model;
     try {
@@ -138,7 +142,6 @@ export class BrowserRunner {
       model.delete();
       throw error;
     }
-    if (this.model) this.model.delete();
     Object.assign(this, { model, signature, variant, loadMs: performance.now() - start });
     return this.describe();
   }
