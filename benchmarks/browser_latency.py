@@ -201,9 +201,8 @@ class StaticServer:
 def browser_ms(browser, url: str, pixels: np.ndarray, variant: str, warmup: int, runs: int) -> tuple[list, dict]:
     """ms of each timed run as the web app's page shows it, and what the page saw.
 
-    A fresh page for every measurement: the page frees a model only once the next one has
-    compiled, and at 256 px (ngf 64) two models and a run's buffers can exceed the wasm
-    runtime's 2 GB heap ("memory access out of bounds"; every later load then fails).
+    A fresh page for every measurement, so that no measurement runs in a heap (or a
+    thread pool) another one has used.
 
     Args:
         browser: Playwright's Chromium.

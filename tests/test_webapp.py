@@ -688,6 +688,55 @@ def _broken_copy(folder, tmp_path, name, keep_runtime=True):
     return copy
 
 
+# The page's BrowserRunner over a stand-in LiteRT.js whose wasm heap holds `capacity` times the
+# largest model: compiling takes a model's bytes from the heap, delete() gives them back, and a
+# compile past the heap fails as LiteRT.js 2.5.3 did at 256 px (a trap, "memory access out of bounds").
+SWITCH_UNDER_A_SMALL_HEAP = """async ([manifest, capacity, variants]) => {
+  const { BrowserRunner } = await import('./run_browser.js');
+  const config = await (await fetch(manifest)).json();
+  const runner = new BrowserRunner(config, path => new URL(path, location.href).href);
+  const largest = Math.max(...config.variants.map(v => v.bytes));
+  let used = 0;
+  const details = [{ dtype: 'float32', shape: [1, config.image_size, config.image_size, config.channels] }];
+  runner.litert = {
+    getGlobalLiteRt: () => ({ liteRtWasm: { getThreadCount: () => 1 } }),
+    loadAndCompile: async bytes => {
+      if (used + bytes.length > capacity * largest) throw new WebAssembly.RuntimeError('memory access out of bounds');
+      used += bytes.length;
+      return { options: { accelerator: 'wasm' }, signatures: { serving_default: { getInputDetails: () => details } },
+               delete() { used -= bytes.length; } };
+    },
+  };
+  runner.accelerator = 'wasm';
+  const lines = [];
+  for (const variant of variants) {
+    try { lines.push(await runner.load(variant)); } catch (error) { lines.push(`error: ${error.message}`); }
+  }
+  return lines;
+}"""
+
+
+def test_switching_variants_frees_the_old_model_first_and_a_full_heap_says_out_of_memory(browser, sites):
+    folder, export = sites["shipped"]
+    manifest = WebDir(folder).manifest.name
+    server = StaticServer(folder)
+    try:
+        page, _ = _open(browser, server.url)
+        both = [export.variants[0], export.variants[-1], export.variants[0]]
+        assert len(set(both)) == 2
+        # Room for one model and a half: each switch fits only if the old model went first.
+        lines = page.evaluate(SWITCH_UNDER_A_SMALL_HEAP, [manifest, 1.5, both])
+        assert all(line.startswith("in this browser: ") for line in lines), lines
+        # Room for less than one: an allocation failure is out of memory, not a damaged file.
+        (line,) = page.evaluate(SWITCH_UNDER_A_SMALL_HEAP, [manifest, 0.5, both[1:2]])
+        file = f"models/generator_{both[1]}.tflite"
+        assert line.startswith(f"error: this browser ran out of memory compiling {file}"), line
+        assert "Reload the page" in line and "damaged" not in line
+        page.context.close()
+    finally:
+        server.stop()
+
+
 def test_a_damaged_or_missing_model_or_runtime_is_a_message_on_the_page(browser, served_site, tmp_path):
     folder, export, _ = served_site
     copy = _broken_copy(folder, tmp_path, "broken")

@@ -34,6 +34,13 @@ function reason(error) {
   return error instanceof Error ? error.message : `${error?.type ?? "an"} event (a script it loads was refused or missing)`;
 }
 
+// How the wasm heap running full shows: a failed grow, an allocator abort, or (LiteRT.js 2.5.3,
+// seen at 256 px) a trap on the out-of-range address an allocation returned.
+function outOfMemory(error) {
+  return /out of memory|\bOOM\b|Cannot enlarge memory|allocation failed|Maximum memory size|memory access out of bounds/i
+    .test(reason(error));
+}
+
 // tf.round: half to even.
 function roundHalfEven(v) {
   const r = Math.round(v);
@@ -132,6 +139,11 @@ export class BrowserRunner {
     try {
       model = await this.compile(bytes);
     } catch (error) {
+      if (outOfMemory(error)) {
+        throw new Error(`this browser ran out of memory compiling ${entry.file} (${(bytes.length / 1e6).toFixed(0)} MB; ` +
+          `${reason(error)}): LiteRT.js's WebAssembly heap holds at most 2 GB. Reload the page, then pick a smaller ` +
+          "variant (int8 or float16) or export the model at a smaller size");
+      }
       throw new Error(`${entry.file} (${bytes.length} bytes) is not a model LiteRT.js can run (${reason(error)}): ` +
         "the file may be damaged; write the web app again with pix2pix-tf web");
     }
