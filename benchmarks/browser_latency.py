@@ -71,6 +71,7 @@ from pix2pix_tf.inference import TFLiteRunner, available_cores  # noqa: E402
 from pix2pix_tf.precision import cpu_model  # noqa: E402
 from pix2pix_tf.serve.browser import ISOLATION_HEADERS  # noqa: E402
 from pix2pix_tf.webapp import runtime, site  # noqa: E402
+from pix2pix_tf.webapp.headless import PUT_CANVAS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -81,10 +82,6 @@ JSON = "benchmarks/browser_latency.json"
 CALIBRATION_IMAGES = 8
 PAGE_TIMEOUT_MS = 300_000  # loading a 218 MB model takes seconds; a page that hangs fails the run
 NOT_LOADING = "() => document.getElementById('status').dataset.state !== 'loading'"
-PUT_CANVAS = """([data, size]) => {
-  const image = new ImageData(new Uint8ClampedArray(data), size, size);
-  document.getElementById("canvas").getContext("2d").putImageData(image, 0, 0);
-}"""
 RUN = re.compile(r"on wasm, (\d+) threads?.*loaded in (\d+) ms; this run ([\d.]+) ms")
 
 

@@ -36,7 +36,7 @@ from pix2pix_tf.config import Config
 from pix2pix_tf.data.images import IMAGE_EXTENSIONS, list_images, read_image
 from pix2pix_tf.data.pipeline import image_to_model, to_uint8
 from pix2pix_tf.errors import Pix2PixError, short_message
-from pix2pix_tf.models import any_size, generate, generator_for, unet_depth
+from pix2pix_tf.models import any_size, build_models, generate, generator_for, unet_depth
 from pix2pix_tf.runtime import quiet_native_output
 from pix2pix_tf.signatures import DEFAULT_SIGNATURE, NATIVE_SIGNATURE
 
@@ -53,11 +53,30 @@ def load_generator(workdir: str | Path) -> tuple[keras.Model, Config, int]:
     work = open_model(workdir, accept=("workdir",), refusal="not a training work dir").workdir
     config = work.read_config()
     generator = generator_for(config, precision="float32")  # float32 weights whatever the training precision
+    return generator, config, _restore(work, generator=generator)
+
+
+def load_discriminator(workdir: str | Path) -> tuple[keras.Model, Config, int]:
+    """Rebuilds the discriminator of a training work dir (float32) from its newest readable checkpoint.
+
+    Returns:
+        (discriminator, config, step of the checkpoint); see `models.patch_probabilities`.
+
+    Raises:
+        Pix2PixError: `workdir` is not a work dir, or holds no readable checkpoint.
+    """
+    work = open_model(workdir, accept=("workdir",), refusal="not a training work dir").workdir
+    config = work.read_config()
+    _, discriminator = build_models(config.replace(train={"precision": "float32"}))
+    return discriminator, config, _restore(work, discriminator=discriminator)
+
+
+def _restore(work, **models: keras.Model) -> int:
+    """Restores `models` (by their checkpoint names) from `work`'s newest readable checkpoint; returns its step."""
     step = tf.Variable(0, dtype=tf.int64)
-    checkpoint = tf.train.Checkpoint(generator=generator, step=step)
-    if restore_newest_readable(checkpoint, work.checkpoints, partial=True) is None:
+    if restore_newest_readable(tf.train.Checkpoint(step=step, **models), work.checkpoints, partial=True) is None:
         raise Pix2PixError(f"{work.checkpoints}: no checkpoint found; train first")
-    return generator, config, int(step)
+    return int(step)
 
 
 # The rebuilt generator and the SavedModel run the same float32 operations; only their

@@ -93,6 +93,8 @@ def test_the_arms_discriminator_has_the_planned_field():
         ({"steps": 1}, "--steps"),
         ({"seeds": {"objective": 0}}, "--seeds"),
         ({"sizes": {"objective": 48}}, "multiple of 32"),
+        ({"segmenter_steps": 0}, "segmenter_steps"),
+        ({"segmenter_steps": True}, "segmenter_steps"),
     ],
 )
 def test_bad_settings_are_refused(kwargs, message):

@@ -103,6 +103,22 @@ def test_other_settings_in_the_same_folder_are_refused(quick):
         runner.run_experiment("objective", quick, quick=True, steps=7)
 
 
+def test_segmenter_steps_reach_the_segmenter_and_are_part_of_the_settings(quick, tmp_path, monkeypatch):
+    with pytest.raises(Pix2PixError, match="segmenter_steps: was 20, now 21"):
+        runner.run_experiment("objective", quick, quick=True, seeds=2, segmenter_steps=21)
+    asked = []
+
+    def stop(cache_dir, data_dir, palette, image_size, steps):
+        asked.append(steps)
+        raise KeyboardInterrupt  # nothing after the segmenter matters here
+
+    monkeypatch.setattr(runner, "load_or_train", stop)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_experiment("objective", tmp_path / "exp", quick=True, segmenter_steps=7)
+    assert asked == [7]
+    assert json.loads((tmp_path / "exp" / experimentdir.EXPERIMENT_FILE).read_text())["segmenter_steps"] == 7
+
+
 def test_a_claim_naming_a_missing_row_stops_the_experiment_before_anything_is_written(tmp_path, monkeypatch):
     monkeypatch.setattr(plan, "CLAIMS", (*plan.CLAIMS, plan.Claim("objective", "L2 is blurrier", ("L2", "L1"))))
     with pytest.raises(Pix2PixError, match="'L2 is blurrier' names row 'L2'"):

@@ -1,3 +1,5 @@
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -44,3 +46,26 @@ def test_the_segmenter_is_trained_once_and_reused(trained, monkeypatch):
     (root / "cache/segmenter.json").write_text("{cut short")  # a damaged record: trained again, no traceback
     with pytest.raises(AssertionError, match="retrained"):
         seg_mod.load_or_train(root / "cache", root / "data", FACADE_PALETTE, 32, steps=100)
+
+
+def test_only_the_first_training_call_is_silenced(trained, monkeypatch):
+    # TensorFlow's native notes come from the first call (where the graph is optimised); the
+    # native stderr must be back before the second call, so later errors are seen.
+    root, _ = trained
+    steps_when_loud, models = [], []
+    real_fit = seg_mod.keras.Model.fit
+
+    def fit(model, *args, **kwargs):
+        models.append(model)
+        return real_fit(model, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def quiet():
+        yield
+        steps_when_loud.append(int(models[0].optimizer.iterations.numpy()))
+
+    monkeypatch.setattr(seg_mod.keras.Model, "fit", fit)
+    monkeypatch.setattr(seg_mod, "quiet_native_output", quiet)
+    monkeypatch.setattr(seg_mod, "STEPS_PER_CALL", 2)
+    seg_mod.train_segmenter(root / "data", FACADE_PALETTE, 32, steps=6)
+    assert steps_when_loud == [2]  # after the first call of 2 steps, not after all 6

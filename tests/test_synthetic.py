@@ -14,6 +14,7 @@ from pix2pix_tf.artifacts.datasets import SYNTH_MARKER as MARKER
 from pix2pix_tf.cli import main
 from pix2pix_tf.data.synthetic import (
     FACADE_PALETTE,
+    example_dataset,
     facade_labels,
     render_facade,
     split_counts,
@@ -182,3 +183,20 @@ def test_leftovers_of_a_killed_run_are_removed_or_put_back(tmp_path, monkeypatch
     assert _files(out) == before
     assert "put the previous one back from .data.old-" in capsys.readouterr().err
     assert [p.name for p in tmp_path.glob(".data.*")] == [running.name]
+
+
+def test_example_datasets_are_written_once_and_different_ones_never_replace_each_other(tmp_path, capsys):
+    small = example_dataset("facades", tmp_path, size=32, count=10)
+    written = _digest(small)
+    marker = (small / MARKER).stat().st_mtime_ns
+    larger = example_dataset("facades", tmp_path, size=32, count=20)
+    again = example_dataset("facades", tmp_path, size=32, count=10)
+    assert again == small != larger and small.parent == larger.parent == tmp_path
+    assert (small / MARKER).stat().st_mtime_ns == marker and _digest(small) == written  # reused, not rewritten
+    assert len(list((larger / "train").glob("*.jpg"))) == 16 and len(list((small / "train").glob("*.jpg"))) == 8
+    assert capsys.readouterr().out == ""
+    # A folder of that name holding another dataset (or a half-written one) is replaced by the one asked for.
+    json_marker = json.loads((small / MARKER).read_text())
+    (small / MARKER).write_text(json.dumps({**json_marker, "count": 11}))
+    assert _digest(example_dataset("facades", tmp_path, size=32, count=10)) == written
+    assert example_dataset("edges2shapes", tmp_path, size=32, count=10, seed=3).name == "edges2shapes_32px_10_seed3"

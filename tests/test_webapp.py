@@ -31,26 +31,16 @@ from pix2pix_tf.export import export as export_model
 from pix2pix_tf.inference import as_image, load
 from pix2pix_tf.shipped import shipped_model
 from pix2pix_tf.webapp import runtime, site
+from pix2pix_tf.webapp.headless import PUT_CANVAS, READ_IMAGE
 from pix2pix_tf.webapp.page import BROWSER_SCRIPTS
 
 # Agreement with the Python interpreter, PSNR of the uint8 outputs (dB): the issue's gates.
 GATES = {"float32": 40.0, "float16": 40.0, "int8": 28.0, "dynamic": 28.0}
 
-# The page's canvas read back, or an <img> read through a canvas: RGBA values, row-major.
+# The page's canvas read back: RGBA values, row-major.
 READ_CANVAS = """() => {
   const c = document.getElementById("canvas");
   return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data);
-}"""
-READ_IMAGE = """async img => {
-  await img.decode();
-  const c = document.createElement("canvas");
-  c.width = img.naturalWidth; c.height = img.naturalHeight;
-  const g = c.getContext("2d"); g.drawImage(img, 0, 0);
-  return [c.width, Array.from(g.getImageData(0, 0, c.width, c.height).data)];
-}"""
-PUT_CANVAS = """([data, size]) => {
-  const image = new ImageData(new Uint8ClampedArray(data), size, size);
-  document.getElementById("canvas").getContext("2d").putImageData(image, 0, 0);
 }"""
 # The browser runner's pre- and post-processing, called directly.
 TO_MODEL = "async ([rgba, c]) => Array.from((await import('./run_browser.js')).toModel(new Uint8Array(rgba), c))"
@@ -851,3 +841,27 @@ def test_the_serve_page_runs_the_model_in_the_browser_too(browser, litert):
         page.context.close()
     finally:
         server.stop()
+
+
+def test_translate_in_browser_gives_the_pages_output_for_an_image(sites, litert, tmp_path):
+    from pix2pix_tf.webapp.headless import browser_available, translate_in_browser
+
+    if browser_available():
+        pytest.skip(browser_available())
+    folder, export = sites["shipped"]
+    size = json.loads(WebDir(folder).manifest.read_text())["image_size"]
+    image = _inputs(size)[1]  # a label map
+    variant = export.variants[-1]
+    result = translate_in_browser(folder, image, variant=variant)
+    assert f"in this browser: {variant} on wasm" in result.status
+    assert psnr(result.image, load(export.tflite(variant), num_threads=1)(image)) >= GATES[variant]
+
+    async def in_a_running_loop():  # as in a Jupyter kernel, where Playwright's sync API alone refuses
+        return translate_in_browser(folder, image, variant=variant)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert np.array_equal(pool.submit(asyncio.run, in_a_running_loop()).result().image, result.image)
+    broken = _broken_copy(folder, tmp_path, "broken")
+    WebDir(broken).model(variant).write_bytes(b"not a model")
+    with pytest.raises(Pix2PixError, match="the web app says: .*not a model LiteRT.js can run"):
+        translate_in_browser(broken, image, variant=variant)

@@ -75,6 +75,29 @@ class WorkDir(Folder):
     def latest_sample(self) -> Path:
         return self.samples / LATEST_SAMPLE
 
+    def read_scalars(self) -> dict[str, tuple[list[int], list[float]]]:
+        """Every scalar the run logged for TensorBoard (losses, learning rate, speed), by tag.
+
+        Read with TensorBoard's own event reader; a resumed run's later events replace
+        earlier ones at the same step.
+
+        Returns:
+            {tag: (steps, values)}, steps ascending; empty if nothing was logged yet.
+        """
+        from tensorboard.backend.event_processing.event_accumulator import TENSORS, EventAccumulator
+        from tensorboard.util.tensor_util import make_ndarray
+
+        by_tag: dict[str, dict[int, float]] = {}
+        for events in sorted(self.train_logs.glob("events.out.tfevents.*")):  # named by their start time
+            reader = EventAccumulator(str(events), size_guidance={TENSORS: 0})
+            reader.Reload()
+            for tag in reader.Tags()[TENSORS]:
+                for event in reader.Tensors(tag):
+                    value = make_ndarray(event.tensor_proto)
+                    if value.ndim == 0 and value.dtype.kind == "f":  # not the sample images
+                        by_tag.setdefault(tag, {})[event.step] = float(value)
+        return {tag: (sorted(points), [points[k] for k in sorted(points)]) for tag, points in sorted(by_tag.items())}
+
     def read_config(self) -> Config:
         """The saved config.json; a Pix2PixError names the file if it is missing or invalid."""
         return load_config(self.config)

@@ -8,7 +8,7 @@ import importlib
 
 from pix2pix_tf.data.combine import combine
 from pix2pix_tf.data.download import DATASETS, download
-from pix2pix_tf.data.synthetic import synthesize
+from pix2pix_tf.data.synthetic import example_dataset, synthesize
 
 _LAZY = {
     "PairList": "files",
@@ -26,6 +26,7 @@ __all__ = [
     "decode",
     "download",
     "eval_dataset",
+    "example_dataset",
     "find_pairs",
     "read_image",
     "synthesize",

@@ -13,6 +13,9 @@ file does not depend on how many others are made.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import time
 from pathlib import Path
 
@@ -343,3 +346,25 @@ def synthesize(name: str, out: str | Path, count: int = 500, size: int = 256, se
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
     return counts
+
+
+def example_dataset(name: str, root: str | Path, size: int, count: int, seed: int = 0) -> Path:
+    """A synthetic dataset for walkthroughs and examples, written once and shared.
+
+    Its folder under `root` is named by what it holds (``facades_64px_120`` for 120
+    facades at 64 px, seed 0), so callers asking for different datasets never
+    replace each other's, and asking again for the same one reuses it.
+
+    Returns:
+        The dataset's folder (A|B JPEGs in ``train/``, ``val/``, ``test/``).
+    """
+    out = Path(root) / (f"{name}_{size}px_{count}" + ("" if seed == 0 else f"_seed{seed}"))
+    wanted = {"name": name, "count": count, "size": size, "seed": seed}
+    try:
+        stamp = json.loads((out / SYNTH_MARKER).read_text())
+    except (OSError, ValueError):
+        stamp = {}
+    if {k: stamp.get(k) for k in wanted} != wanted:
+        with contextlib.redirect_stdout(io.StringIO()):  # its line names the full path
+            synthesize(name, out, count=count, size=size, seed=seed)
+    return out

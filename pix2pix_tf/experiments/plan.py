@@ -104,6 +104,8 @@ class Settings:
     def __post_init__(self):
         if not isinstance(self.steps, int) or self.steps < 2:
             raise Pix2PixError(f"--steps must be a whole number >= 2; got {self.steps!r}")
+        if type(self.segmenter_steps) is not int or self.segmenter_steps < 1:  # bool is an int subclass
+            raise Pix2PixError(f"segmenter_steps must be a whole number >= 1; got {self.segmenter_steps!r}")
         for table, seeds in self.seeds.items():
             if table not in TABLES:
                 raise Pix2PixError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")

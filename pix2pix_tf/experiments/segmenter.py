@@ -9,6 +9,7 @@ and `score` applies it to any photos against the label maps they were made from.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import keras
@@ -22,6 +23,7 @@ from pix2pix_tf.data.files import find_pairs
 from pix2pix_tf.data.pipeline import eval_dataset, to_uint8
 from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.experiments.metrics import confusion_matrix, labels_from_colors, segmentation_scores
+from pix2pix_tf.runtime import quiet_native_output
 
 STEPS_PER_CALL = 50
 
@@ -100,7 +102,16 @@ def train_segmenter(
         .map(flip)
         .batch(batch_size)
     )
-    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)  # shuffled above
+    with contextlib.ExitStack() as first_call:
+        # The first call of Keras' train function is where TensorFlow optimises its graph; with
+        # oneDNN on (TensorFlow's default on some x86 CPUs, or TF_ENABLE_ONEDNN_OPTS=1) that logs
+        # "E0000 ... util.cc:131] oneDNN supports DT_INT32 only on platforms with AVX-512. Falling
+        # back to the default Eigen-based implementation" on the native stderr, a harmless note.
+        # Only that call is silenced: the callback restores stderr when it returns.
+        first_call.enter_context(quiet_native_output())
+        restore = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: first_call.close())
+        # shuffle=False: the dataset is shuffled above.
+        model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False, callbacks=[restore])
     return model
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from pix2pix_tf.config import Config
-from pix2pix_tf.models.discriminator import build_discriminator, receptive_field
+from pix2pix_tf.models.discriminator import build_discriminator, patch_probabilities, receptive_field
 from pix2pix_tf.models.generator import any_size, build_generator, generate, unet_depth
 from pix2pix_tf.precision import resolve
 
@@ -55,6 +55,7 @@ __all__ = [
     "build_models",
     "generate",
     "generator_for",
+    "patch_probabilities",
     "receptive_field",
     "unet_depth",
 ]

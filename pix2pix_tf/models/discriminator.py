@@ -19,6 +19,7 @@ stride 1 and 1-pixel zero padding, as the reference implementation.
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.models.layers import model_seed, norm_layer, uses_bias, weight_init
@@ -137,3 +138,21 @@ def receptive_field(model: keras.Model) -> int:
             field += (layer.kernel_size[0] - 1) * jump
             jump *= layer.strides[0]
     return field
+
+
+def patch_probabilities(discriminator: keras.Model, source, image) -> np.ndarray:
+    """What D says of each patch of `image`: the probability that it is real, given `source`.
+
+    Args:
+        discriminator: a PatchGAN from `build_discriminator` (an unconditional one
+            ignores `source`).
+        source: the input images, (N, S, S, C) in [-1, 1].
+        image: the real or generated images judged, (N, S, S, C) in [-1, 1].
+
+    Returns:
+        float32 (N, P, P): sigmoid of the logits; logit (i, j) sees one receptive
+        field of `image` (see `receptive_field`).
+    """
+    inputs = [source, image] if len(discriminator.inputs) == 2 else image
+    logits = discriminator(inputs, training=False)
+    return np.asarray(keras.ops.sigmoid(keras.ops.cast(logits, "float32")))[..., 0]

@@ -46,6 +46,7 @@ def train(
     pairs: PairList | None = None,
     deadline: float | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    progress: bool = True,
 ) -> TrainResult:
     """Trains (or resumes training) until `config`'s total length.
 
@@ -66,6 +67,9 @@ def train(
             checkpoint, as at the end), e.g. for a time budget.
         strategy: the devices to train on; None builds `config.train.strategy`
             (which must then happen before anything else uses TensorFlow).
+        progress: print what the run chose (precision, resume), a progress line every
+            `log_every` steps (a live bar on a terminal) and where it stopped; False
+            prints nothing (a notebook reads the logs instead).
 
     Returns:
         A TrainResult with the steps run and the last losses.
@@ -73,24 +77,25 @@ def train(
     Raises:
         NonFiniteLossError: a loss became NaN/Inf; the last good checkpoint is kept.
     """
-    run = start(config, data_dir, workdir, run_eagerly=run_eagerly, pairs=pairs, strategy=strategy)
+    say = print if progress else _silent
+    run = start(config, data_dir, workdir, run_eagerly=run_eagerly, pairs=pairs, strategy=strategy, say=say)
     if run.start >= run.total:
-        print(f"{run.workdir.root} is already at step {run.start} of {run.total}; nothing to do")
+        say(f"{run.workdir.root} is already at step {run.start} of {run.total}; nothing to do")
         return TrainResult(run.workdir.root, run.start, run.start, {}, None)
     t = run.config.train
     pacer = Pacer(t.steps_per_call, batch_size=run.config.data.batch_size, start_step=run.start)
     log, sample, checkpoint = jobs = make_jobs(run, pacer)
     iterator = iter(distributed_stream(run.strategy, run.pairs, run.config.data, t.seed, run.start))
-    progress = Progress(run.start, run.total, t.log_every, show=run.role.is_chief)
+    shown = Progress(run.start, run.total, t.log_every, show=progress and run.role.is_chief)
     ctrl_c, logs, out_of_time = CtrlC(), {}, False
-    with _ended_cleanly(run, pacer, checkpoint, log=log, progress=progress, ctrl_c=ctrl_c):
+    with _ended_cleanly(run, pacer, checkpoint, log=log, progress=shown, ctrl_c=ctrl_c):
         while pacer.step < run.total:
             first = pacer.step + 1
             losses, finite = pacer.call(run.model, iterator, stop=next_due(jobs, pacer.step))
             logs = {k: float(v) for k, v in losses.items()}
             if not bool(finite):
                 raise _non_finite(logs, first, pacer.step, run, checkpoint)
-            progress.update(pacer.step, logs, pacer.images_per_second())
+            shown.update(pacer.step, logs, pacer.images_per_second())
             with pacer.writing():  # left out of the speed
                 for job in jobs:
                     if job.due(pacer.step):
@@ -105,14 +110,18 @@ def train(
     step = checkpoint.saved_step  # every way out of the block above saved the step the run reached
     interrupted = ctrl_c.pressed and step < run.total  # a Ctrl-C that lands on the last step interrupts nothing
     if interrupted:
-        print(f"interrupted: saved step {step} to {checkpoint.last_good}; rerun the same command to resume")
+        say(f"interrupted: saved step {step} to {checkpoint.last_good}; rerun the same command to resume")
     elif out_of_time:
-        print(f"time budget reached at step {step} of {run.total}; checkpoint {checkpoint.last_good}")
+        say(f"time budget reached at step {step} of {run.total}; checkpoint {checkpoint.last_good}")
     else:
-        print(f"trained to step {step}; checkpoint {checkpoint.last_good}")
+        say(f"trained to step {step}; checkpoint {checkpoint.last_good}")
     return TrainResult(
         run.workdir.root, run.start, step, logs, sample.last_path, pacer.seconds_per_step(step), interrupted=interrupted
     )
+
+
+def _silent(*args) -> None:
+    pass
 
 
 def _agree_to_stop(run: Run, pacer: Pacer, ctrl_c: CtrlC, deadline: float | None) -> tuple[bool, bool]:

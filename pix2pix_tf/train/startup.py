@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import tensorflow as tf
@@ -77,8 +78,9 @@ def start(
     run_eagerly: bool = False,
     pairs: PairList | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    say: Callable[[str], None] = print,
 ) -> Run:
-    """Builds the strategy (unless given) and the train state, and restores it; prints what it chose.
+    """Builds the strategy (unless given) and the train state, and restores it; says what it chose.
 
     Args:
         config: resolved configuration; its precision may still be "auto".
@@ -98,7 +100,7 @@ def start(
         # Said whenever the run is not a plain single-device one, e.g. "mirrored" that found one device.
         if config.train.strategy not in ("auto", "default") or strategy.num_replicas_in_sync > 1:
             if role_of(strategy).is_chief:
-                print(f"strategy {config.train.strategy}: {devices}")
+                say(f"strategy {config.train.strategy}: {devices}")
     role = role_of(strategy)
     pairs = pairs or find_pairs(data_dir, "train", config.data)
     schedule = resolve_schedule(config, len(pairs))
@@ -123,9 +125,9 @@ def start(
             f"worker must read the chief's {workdir.checkpoints} (shared storage) and be started with the same command"
         )
     if config.train.precision != model.config.train.precision and role.is_chief:
-        print(f"precision auto -> {model.config.train.precision}: {model.precision_reason}")
+        say(f"precision auto -> {model.config.train.precision}: {model.precision_reason}")
     if restored and role.is_chief:
-        print(f"resuming from step {step} ({restored})")
+        say(f"resuming from step {step} ({restored})")
     return Run(
         config=model.config,
         data_dir=Path(data_dir),

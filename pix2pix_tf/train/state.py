@@ -95,14 +95,18 @@ class Pix2Pix:
         """
         # Read before the update, which advances the schedule: the rate this step uses.
         learning_rate = tf.identity(self.g_optimizer.learning_rate)
-        losses = self.strategy.run(self._replica_step, args=(source, target))
+        losses = self.strategy.run(self.replica_step, args=(source, target))
         # Every replica has an equal share, so the mean of their means is the batch's
         # mean; stacked, the losses cross the replicas in one reduction.
         mean = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
         return {**dict(zip(LOSS_NAMES, tf.unstack(mean))), "learning_rate": learning_rate}
 
-    def _replica_step(self, source, target) -> tf.Tensor:
-        """This replica's share of the step; returns its losses stacked in `LOSS_NAMES` order."""
+    def replica_step(self, source, target) -> tf.Tensor:
+        """The paper's step on this replica's share of a batch: two tapes, two losses, two updates.
+
+        `train_step` runs this on every replica and averages the losses; called alone (one
+        device) it is one whole step. Returns the losses stacked in `LOSS_NAMES` order.
+        """
         t = self.config.train
         # The optimisers sum the replicas' gradients: dividing each replica's mean
         # by their number makes the sum the gradient of the global batch's mean.
