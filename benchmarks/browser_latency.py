@@ -71,10 +71,10 @@ from pix2pix_tf.inference import TFLiteRunner, available_cores  # noqa: E402
 from pix2pix_tf.precision import cpu_model  # noqa: E402
 from pix2pix_tf.serve.browser import ISOLATION_HEADERS  # noqa: E402
 from pix2pix_tf.webapp import runtime, site  # noqa: E402
-from pix2pix_tf.webapp.headless import PUT_CANVAS  # noqa: E402
+from pix2pix_tf.webapp.headless import PUT_CANVAS, chromium  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = chromium()
 CONDITIONS = ("python, 1 thread", "python, all cores", "browser wasm, 1 thread", "browser wasm, threads")
 # The two browser conditions: how their server answers (serve's headers make a page cross-origin isolated).
 SERVED = {"browser wasm, 1 thread": {}, "browser wasm, threads": ISOLATION_HEADERS}

@@ -1,6 +1,5 @@
 import io
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -10,6 +9,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from pix2pix_tf.webapp.headless import chromium  # noqa: E402
 
 
 def write_image(path, array, **kwargs):
@@ -172,7 +173,7 @@ def gif_frame_bomb(side: int, first=None) -> bytes:
     return head + frame + big + b";"
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = chromium()  # the binary the library drives too (webapp.headless)
 
 
 @pytest.fixture(scope="module")
