@@ -44,8 +44,6 @@ their median. Tables give median [min, max] over the rounds; the JSON keeps ever
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import importlib.metadata
 import json
 import os
@@ -54,7 +52,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -71,7 +68,7 @@ from pix2pix_tf.inference import TFLiteRunner, available_cores  # noqa: E402
 from pix2pix_tf.precision import cpu_model  # noqa: E402
 from pix2pix_tf.serve.browser import ISOLATION_HEADERS  # noqa: E402
 from pix2pix_tf.webapp import runtime, site  # noqa: E402
-from pix2pix_tf.webapp.headless import PUT_CANVAS, chromium  # noqa: E402
+from pix2pix_tf.webapp.headless import NOT_LOADING, PUT_CANVAS, StaticServer, chromium  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = chromium()
@@ -81,7 +78,6 @@ SERVED = {"browser wasm, 1 thread": {}, "browser wasm, threads": ISOLATION_HEADE
 JSON = "benchmarks/browser_latency.json"
 CALIBRATION_IMAGES = 8
 PAGE_TIMEOUT_MS = 300_000  # loading a 218 MB model takes seconds; a page that hangs fails the run
-NOT_LOADING = "() => document.getElementById('status').dataset.state !== 'loading'"
 RUN = re.compile(r"on wasm, (\d+) threads?.*loaded in (\d+) ms; this run ([\d.]+) ms")
 
 
@@ -165,34 +161,6 @@ def untrained_export(out: Path, size: int, variants: list[str]) -> dict:
         "shipped": [],
         "converted_here": variants,
     }
-
-
-class StaticServer:
-    """A folder on a free 127.0.0.1 port, served by `python -m http.server`'s handler in a thread.
-
-    Args:
-        root: the folder.
-        headers: added to every reply (`ISOLATION_HEADERS` make its pages cross-origin isolated).
-    """
-
-    def __init__(self, root: Path, headers: dict[str, str]):
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def end_headers(self):
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                super().end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        handler = functools.partial(Handler, directory=str(root))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def browser_ms(browser, url: str, pixels: np.ndarray, variant: str, warmup: int, runs: int) -> tuple[list, dict]:

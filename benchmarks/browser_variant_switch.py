@@ -19,7 +19,9 @@ from playwright.sync_api import sync_playwright
 sys.path.insert(0, str(Path(__file__).parent))
 import browser_latency as bench  # noqa: E402
 
+from pix2pix_tf.serve.browser import ISOLATION_HEADERS  # noqa: E402
 from pix2pix_tf.webapp import site  # noqa: E402
+from pix2pix_tf.webapp.headless import NOT_LOADING, StaticServer  # noqa: E402
 
 SIZE = 256
 ORDER = ["float16", "float32", "float16", "float32"]
@@ -32,19 +34,19 @@ def main() -> None:
     pixels = bench.label_map(SIZE, 0)
     rgba = np.concatenate([pixels, np.full((SIZE, SIZE, 1), 255, np.uint8)], -1)
     failed = False
-    for name, headers in (("isolated", bench.ISOLATION_HEADERS), ("not isolated", {})):
-        server = bench.StaticServer(web, headers)
+    for name, headers in (("isolated", ISOLATION_HEADERS), ("not isolated", {})):
+        server = StaticServer(web, headers)
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=bench.CHROMIUM, args=["--no-sandbox"])
                 page = browser.new_page()
                 page.goto(server.url + "/")
-                page.wait_for_function(bench.NOT_LOADING, timeout=bench.PAGE_TIMEOUT_MS)
+                page.wait_for_function(NOT_LOADING, timeout=bench.PAGE_TIMEOUT_MS)
                 page.evaluate(bench.PUT_CANVAS, [rgba.ravel().tolist(), SIZE])
                 for run, variant in enumerate(ORDER, 1):
                     if page.input_value("#variant") != variant:
                         page.select_option("#variant", variant)
-                        page.wait_for_function(bench.NOT_LOADING, timeout=bench.PAGE_TIMEOUT_MS)
+                        page.wait_for_function(NOT_LOADING, timeout=bench.PAGE_TIMEOUT_MS)
                     page.click("#translate")
                     page.wait_for_function(
                         f"() => document.getElementById('output').dataset.runs === '{run}' "

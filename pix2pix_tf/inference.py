@@ -36,7 +36,7 @@ from pix2pix_tf.config import Config
 from pix2pix_tf.data.images import IMAGE_EXTENSIONS, list_images, read_image
 from pix2pix_tf.data.pipeline import image_to_model, to_uint8
 from pix2pix_tf.errors import Pix2PixError, short_message
-from pix2pix_tf.models import any_size, build_models, generate, generator_for, unet_depth
+from pix2pix_tf.models import any_size, discriminator_for, generate, generator_for, unet_depth
 from pix2pix_tf.runtime import quiet_native_output
 from pix2pix_tf.signatures import DEFAULT_SIGNATURE, NATIVE_SIGNATURE
 
@@ -67,7 +67,7 @@ def load_discriminator(workdir: str | Path) -> tuple[keras.Model, Config, int]:
     """
     work = open_model(workdir, accept=("workdir",), refusal="not a training work dir").workdir
     config = work.read_config()
-    _, discriminator = build_models(config.replace(train={"precision": "float32"}))
+    discriminator = discriminator_for(config, precision="float32")
     return discriminator, config, _restore(work, discriminator=discriminator)
 
 

@@ -25,7 +25,7 @@ from pix2pix_tf.artifacts import (
     save_config,
 )
 from pix2pix_tf.artifacts.datasets import COMBINE_MARKER, DOWNLOAD_MARKER, SYNTH_MARKER
-from pix2pix_tf.artifacts.files import write_json
+from pix2pix_tf.artifacts.files import read_stamp, staged_output, write_json
 from pix2pix_tf.config import Config, DataConfig, ModelConfig
 from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.shipped import DEMO_MODEL
@@ -206,3 +206,14 @@ def test_a_staged_output_that_cannot_be_created_is_one_clear_error(tmp_path, whe
         with staged_output(out, "the export"):
             raise AssertionError("nothing is yielded when the folder cannot be made")
     assert (tmp_path / "a_file").read_text() == "x"
+
+
+def test_a_markers_stamp_reads_back_and_a_missing_or_damaged_one_reads_as_empty(tmp_path):
+    with staged_output(tmp_path / "out", "a dataset", marker=SYNTH_MARKER, stamp={"count": 10, "size": 32}) as stage:
+        (stage / "train").mkdir()
+    stamp = read_stamp(tmp_path / "out", SYNTH_MARKER)
+    assert stamp["count"] == 10 and stamp["size"] == 32 and "version" in stamp
+    assert read_stamp(tmp_path / "nowhere", SYNTH_MARKER) == {}
+    for damaged in ("{not json", "[1, 2]", ""):
+        (tmp_path / "out" / SYNTH_MARKER).write_text(damaged)
+        assert read_stamp(tmp_path / "out", SYNTH_MARKER) == {}

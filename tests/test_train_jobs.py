@@ -1,5 +1,7 @@
 """The loop's periodic jobs (pix2pix_tf.train.jobs): when each is due, and where the calls end."""
 
+import contextlib
+
 import pytest
 import tensorflow as tf
 
@@ -96,3 +98,23 @@ def test_train_gives_each_job_its_own_interval_from_the_config(facades, tmp_path
         step = next_due(jobs, step)
         ends.append(step)
     assert ends == [2, 3, 4, 5, 6, 8, 9, 10, 12]
+
+
+def test_only_the_first_call_runs_with_tensorflows_native_stderr_silenced(monkeypatch):
+    # The first call is where TensorFlow optimises the graph (and logs its notes); stderr must be
+    # back for every later call, so that a real failure is seen.
+    from pix2pix_tf.train import pacing
+
+    quiet_calls, model = [], _CountingModel()
+
+    @contextlib.contextmanager
+    def quiet():
+        before = len(model.sizes)
+        yield
+        quiet_calls.append((before, len(model.sizes)))
+
+    monkeypatch.setattr(pacing, "quiet_native_output", quiet)
+    pacer = Pacer(steps_per_call=2, clock=lambda: 0.0)
+    while pacer.step < 6:
+        pacer.call(model, iterator=None, stop=6)
+    assert model.sizes == [2, 2, 2] and quiet_calls == [(0, 1)]  # around the first call only

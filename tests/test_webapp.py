@@ -31,7 +31,7 @@ from pix2pix_tf.export import export as export_model
 from pix2pix_tf.inference import as_image, load
 from pix2pix_tf.shipped import shipped_model
 from pix2pix_tf.webapp import runtime, site
-from pix2pix_tf.webapp.headless import PUT_CANVAS, READ_IMAGE
+from pix2pix_tf.webapp.headless import NOT_LOADING, PUT_CANVAS, READ_IMAGE
 from pix2pix_tf.webapp.page import BROWSER_SCRIPTS
 
 # Agreement with the Python interpreter, PSNR of the uint8 outputs (dB): the gates.
@@ -48,7 +48,6 @@ TO_PIXELS = (
     "async ([y, c, s]) => Array.from((await import('./run_browser.js')).toPixels(new Float32Array(y), c, s).data)"
 )
 RUNTIME_LOG = ("INFO: ", "WARNING: ")
-NOT_LOADING = "() => document.getElementById('status').dataset.state !== 'loading'"
 
 
 @pytest.fixture(scope="module")

@@ -184,6 +184,15 @@ def check_replaceable(out: Path, marker: str, made_by: str, accept: Callable[[Pa
     )
 
 
+def read_stamp(folder: str | Path, marker: str) -> dict:
+    """What `staged_output` recorded in `folder`'s marker; {} if it has none or it is unreadable."""
+    try:
+        stamp = json.loads((Path(folder) / marker).read_text())
+    except (OSError, ValueError):
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
+
+
 @contextlib.contextmanager
 def staged_output(
     out: Path,

@@ -13,9 +13,6 @@ file does not depend on how many others are made.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import time
 from pathlib import Path
 
@@ -23,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pix2pix_tf.artifacts.datasets import SYNTH_MARKER
-from pix2pix_tf.artifacts.files import staged_output
+from pix2pix_tf.artifacts.files import read_stamp, staged_output
 from pix2pix_tf.errors import Pix2PixError
 
 # The 12 CMP Facades classes with the jet-colormap colours of the dataset's label
@@ -294,7 +291,9 @@ def split_counts(count: int) -> dict[str, int]:
     return {"train": count - val - test, "val": val, "test": test}
 
 
-def synthesize(name: str, out: str | Path, count: int = 500, size: int = 256, seed: int = 0) -> dict[str, int]:
+def synthesize(
+    name: str, out: str | Path, count: int = 500, size: int = 256, seed: int = 0, quiet: bool = False
+) -> dict[str, int]:
     """Writes a synthetic dataset as A|B JPEGs in ``out/{train,val,test}/``.
 
     The dataset is written beside `out` and swapped in whole, so `out` holds either
@@ -308,6 +307,7 @@ def synthesize(name: str, out: str | Path, count: int = 500, size: int = 256, se
         count: total number of pairs, split 80/10/10.
         size: side of each half, in pixels.
         seed: the same seed gives the same files.
+        quiet: do not print the "wrote ..." line.
 
     Returns:
         Number of pairs written per split.
@@ -341,10 +341,11 @@ def synthesize(name: str, out: str | Path, count: int = 500, size: int = 256, se
                 Image.fromarray(np.concatenate([a, b], axis=1)).save(
                     folder / f"{i + 1}.jpg", quality=95, subsampling=0
                 )  # 4:4:4 keeps label edges crisp
-    print(
-        f"wrote {count} {name} pairs ({size}px) to {out} in {time.perf_counter() - start:.1f}s: "
-        + ", ".join(f"{k} {v}" for k, v in counts.items())
-    )
+    if not quiet:
+        print(
+            f"wrote {count} {name} pairs ({size}px) to {out} in {time.perf_counter() - start:.1f}s: "
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
+        )
     return counts
 
 
@@ -360,11 +361,7 @@ def example_dataset(name: str, root: str | Path, size: int, count: int, seed: in
     """
     out = Path(root) / (f"{name}_{size}px_{count}" + ("" if seed == 0 else f"_seed{seed}"))
     wanted = {"name": name, "count": count, "size": size, "seed": seed}
-    try:
-        stamp = json.loads((out / SYNTH_MARKER).read_text())
-    except (OSError, ValueError):
-        stamp = {}
+    stamp = read_stamp(out, SYNTH_MARKER)
     if {k: stamp.get(k) for k in wanted} != wanted:
-        with contextlib.redirect_stdout(io.StringIO()):  # its line names the full path
-            synthesize(name, out, count=count, size=size, seed=seed)
+        synthesize(name, out, count=count, size=size, seed=seed, quiet=True)
     return out

@@ -31,10 +31,10 @@ def generator_for(config: Config, seed: int | None = None, precision: str | None
     )
 
 
-def build_models(config: Config, seed: int | None = None) -> tuple[keras.Model, keras.Model]:
-    """Builds (generator, discriminator) as `config` describes them, in its training precision."""
+def discriminator_for(config: Config, seed: int | None = None, precision: str | None = None) -> keras.Model:
+    """The discriminator `config` describes; `precision` defaults to the training precision."""
     data, model = config.data, config.model
-    discriminator = build_discriminator(
+    return build_discriminator(
         image_size=data.image_size,
         in_channels=data.channels,
         out_channels=data.channels,
@@ -42,9 +42,16 @@ def build_models(config: Config, seed: int | None = None) -> tuple[keras.Model, 
         receptive_field=model.d_receptive_field,
         conditional=model.conditional,
         norm=model.norm,
-        dtype=_dtype(config.train.precision),
-        seed=None if seed is None else seed + 1,
+        dtype=_dtype(precision or config.train.precision),
+        seed=seed,
     )
+
+
+def build_models(config: Config, seed: int | None = None) -> tuple[keras.Model, keras.Model]:
+    """Builds (generator, discriminator) as `config` describes them, in its training precision."""
+    # D's seed is offset so that G and D never draw the same initial kernels; D is built
+    # first, as it always was, so unseeded builds draw in the same order.
+    discriminator = discriminator_for(config, None if seed is None else seed + 1)
     return generator_for(config, seed), discriminator
 
 
@@ -53,6 +60,7 @@ __all__ = [
     "build_discriminator",
     "build_generator",
     "build_models",
+    "discriminator_for",
     "generate",
     "generator_for",
     "patch_probabilities",

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
+from pix2pix_tf.runtime import quiet_native_output
+
 if TYPE_CHECKING:
     from pix2pix_tf.train.state import Pix2Pix
 
@@ -80,9 +82,14 @@ class Pacer:
             What `train_steps` returns: (the last step's losses, whether every step's were finite).
         """
         n = max(1, min(self.per_call, stop - self.step))
-        self.call_started()
-        result = model.train_steps(iterator, tf.constant(n, tf.int64))
-        self.call_done(n, int(model.step.numpy()))  # reading the step waits for the call to finish
+        # The first call is where TensorFlow optimises the step's graph. With oneDNN on (the
+        # default on some x86 CPUs) its remapper logs "E0000 ... remapper failed: ... Mutation::Apply
+        # error" for an unconditional D and leaves that fusion out: a note, not an error. Only
+        # this call is silenced; a real failure still raises with its message.
+        with quiet_native_output() if self._first_done is None else contextlib.nullcontext():
+            self.call_started()
+            result = model.train_steps(iterator, tf.constant(n, tf.int64))
+            self.call_done(n, int(model.step.numpy()))  # reading the step waits for the call to finish
         return result
 
     def call_started(self) -> None:

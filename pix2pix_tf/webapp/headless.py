@@ -22,7 +22,8 @@ import numpy as np
 from pix2pix_tf.errors import Pix2PixError
 
 TIMEOUT_MS = 120_000
-_NOT_LOADING = "() => document.getElementById('status').dataset.state !== 'loading'"
+# True once the page has stopped loading a model (its status line's state).
+NOT_LOADING = "() => document.getElementById('status').dataset.state !== 'loading'"
 # The page's canvas set to RGBA pixels ([data, size]), and an <img> read back as [width, RGBA values].
 PUT_CANVAS = """([data, size]) => {
   const image = new ImageData(new Uint8ClampedArray(data), size, size);
@@ -83,17 +84,17 @@ def _translate(web_dir: Path, image: np.ndarray, variant: str | None) -> Browser
 
     size = image.shape[0]
     rgba = np.concatenate([image, np.full((size, size, 1), 255, np.uint8)], -1)
-    server = _serve(web_dir)
+    server = StaticServer(web_dir)
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
             try:
                 page = browser.new_page()
-                page.goto(f"http://127.0.0.1:{server.server_port}/")
-                _wait(page, _NOT_LOADING)
+                page.goto(server.url + "/")
+                _wait(page, NOT_LOADING)
                 if variant is not None and page.input_value("#variant") != variant:
                     page.select_option("#variant", variant)
-                    _wait(page, _NOT_LOADING)
+                    _wait(page, NOT_LOADING)
                 page.evaluate(PUT_CANVAS, [rgba.ravel().tolist(), size])
                 page.click("#translate")
                 _wait(page, "() => document.getElementById('output').dataset.runs === '1'")
@@ -102,8 +103,7 @@ def _translate(web_dir: Path, image: np.ndarray, variant: str | None) -> Browser
             finally:
                 browser.close()
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
     return BrowserResult(np.array(pixels, np.uint8).reshape(width, width, 4)[..., :3], status)
 
 
@@ -114,13 +114,30 @@ def _wait(page, condition: str) -> None:
         raise Pix2PixError(f"the web app says: {error}")
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # no line per request in a notebook
-        pass
+class StaticServer:
+    """A folder on a free 127.0.0.1 port, served by `python -m http.server`'s handler in a thread.
 
+    Args:
+        root: the folder.
+        headers: added to every reply (serve's COOP/COEP headers make its pages cross-origin isolated).
+    """
 
-def _serve(root: Path) -> http.server.ThreadingHTTPServer:
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    def __init__(self, root: str | Path, headers: dict[str, str] | None = None):
+        extra = dict(headers or {})
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def end_headers(self) -> None:
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                super().end_headers()
+
+            def log_message(self, *args) -> None:  # no line per request in a notebook
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
