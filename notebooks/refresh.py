@@ -55,6 +55,8 @@ def execute(path: Path, quick: bool, work: Path) -> tuple[nbformat.NotebookNode,
             client.execute()
         except CellExecutionError as error:
             sys.exit(f"{path.name}: a cell failed; nothing was stored\n{error}")
+    for cell in book.cells:  # timings of an earlier run would pass for this one's
+        cell.metadata.pop("execution", None)
     return book, time.perf_counter() - start
 
 

@@ -11,6 +11,7 @@ def test_fields_keep_the_papers_share_of_the_image():
     assert [plan.scaled_field(f, 128) for f in plan.PAPER_FIELDS] == [1, 16, 34, 142]
     # Only fields that can be built at the size are chosen (286 needs 96 px).
     assert plan.scaled_field(286, 64) == 70
+    assert plan.buildable_fields(64) == [1, 16, 34, 70, 142] and plan.buildable_fields(256)[-1] == 286
 
 
 def test_default_seeds_two_for_tables_1_and_2_one_for_table_3():

@@ -84,18 +84,21 @@ def test_an_interrupted_experiment_resumes(quick, tmp_path, capsys, monkeypatch)
 
     # Ctrl-C inside a run: the experiment stops and the run is not counted as finished.
     (workdir / experimentdir.SCORES_FILE).unlink()
-    real_train = runner.train
+    real_train, progress = runner.train, []
 
     def interrupted(*args, **kwargs):
+        progress.append(kwargs["progress"])
         result = real_train(*args, **kwargs)
         result.interrupted = True
         return result
 
     monkeypatch.setattr(runner, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        runner.run_experiment("objective", out, quick=True, seeds=2)
+        runner.run_experiment("objective", out, quick=True, seeds=2, progress=False)
     assert not (workdir / experimentdir.SCORES_FILE).exists()
-    assert "rerun the same command to resume" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert progress == [False] and "resuming" not in text  # the run's own lines are off (a notebook's choice)
+    assert "rerun the same command to resume" in text and f"{arm.key} seed 0" in text  # the runner's are not
 
 
 def test_other_settings_in_the_same_folder_are_refused(quick):
@@ -189,6 +192,19 @@ def test_claims_follow_the_numbers():
         "an unconditional D ignores the input": False,
         "L1+cGAN scores best": False,
     }
+
+
+def test_the_order_line_joins_rows_whose_gap_is_within_the_seed_spread():
+    def row(iou, sd):
+        return {**_row(class_iou=iou), "sd": {**dict.fromkeys(report.METRICS, 0.0), "class_iou": sd}, "n": 2}
+
+    rows = {"L1": row(0.297, 0.003), "GAN": row(0.086, 0.007), "L1+GAN": row(0.302, 0.003), "cGAN": row(0.194, 0.001)}
+    # 0.302 - 0.297 = 0.005 <= 0.003 + 0.003: tied; the next gaps are far outside the spreads.
+    assert report.order_text(rows, "class_iou") == "L1+GAN ≈ L1 > cGAN > GAN"
+    rows["L1"] = row(0.290, 0.003)  # 0.012 > 0.006: ordered
+    assert report.order_text(rows, "class_iou") == "L1+GAN > L1 > cGAN > GAN"
+    rows["GAN"] = {**rows["GAN"], "n": 0}  # diverged: last, and never tied
+    assert report.order_text(rows, "class_iou").endswith("> GAN")
 
 
 def test_table3_claims_use_the_l1_reference_row():

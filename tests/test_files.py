@@ -1,4 +1,5 @@
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -27,6 +28,15 @@ def test_finds_two_folder_pairs_by_name_any_extension(tmp_path):
     pairs = find_pairs(tmp_path, "train", CFG)
     assert pairs.layout == "two-folder"
     assert pairs.b_paths[0].endswith("B/train/x.jpg")
+
+
+def test_the_first_pairs_keep_their_partners(tmp_path):
+    for name in ("a", "b", "c"):
+        _good(tmp_path / f"A/train/{name}.png", 32)
+        _good(tmp_path / f"B/train/{name}.png", 32)
+    first = find_pairs(tmp_path, "train", CFG).first(2)
+    assert first.names == ("a", "b") and len(first) == 2
+    assert [os.path.relpath(p, tmp_path) for p in first.b_paths] == ["B/train/a.png", "B/train/b.png"]
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "L", "LA", "P", "CMYK"])

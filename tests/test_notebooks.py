@@ -74,6 +74,7 @@ def test_stored_copy_is_clean_quiet_and_has_pictures(path):
         assert not PRIVATE.search(cell.source), PRIVATE.search(cell.source).group(0)
         assert "parents[" not in cell.source and 'saved_model_cli",' not in cell.source
         assert cell.get("execution_count") is not None, "stored without running"
+        assert "execution" not in cell.metadata, "a cell's timing from an earlier run (refresh.py drops them)"
     assert noise(book) == []
     text = json.dumps([c.outputs for c in code])
     assert not PERSONAL.search(text), PERSONAL.search(text).group(0)

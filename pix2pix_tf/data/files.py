@@ -52,6 +52,10 @@ class PairList:
     def names(self) -> tuple[str, ...]:
         return tuple(Path(p).stem for p in self.a_paths)
 
+    def first(self, n: int) -> PairList:
+        """The first `n` pairs (a two-folder layout's B partners stay with their A files)."""
+        return dataclasses.replace(self, a_paths=self.a_paths[:n], b_paths=self.b_paths[:n])
+
 
 def image_size_of(path: str | Path) -> tuple[int, int]:
     """Decodes one image file fully, by the package's one rule, and returns its (height, width).

@@ -236,16 +236,20 @@ CLAIMS = (
 )
 
 
+def buildable_fields(image_size: int) -> list[int]:
+    """The PatchGAN receptive fields (px) a discriminator can have on `image_size` images, smallest first."""
+    from pix2pix_tf.models.discriminator import N_LAYERS, min_image_size  # keras: only when planning
+
+    return sorted(f for f in N_LAYERS if min_image_size(f) <= image_size)
+
+
 def scaled_field(paper_field: int, image_size: int) -> int:
     """The buildable receptive field whose share of `image_size` is nearest the paper's share of 256 px.
 
     Nearest on a log scale: a field twice too large is as far off as one half as large.
     """
-    from pix2pix_tf.models.discriminator import N_LAYERS, min_image_size  # keras: only when planning
-
     target = math.log(paper_field / PAPER_SIZE)
-    fields = [f for f in N_LAYERS if min_image_size(f) <= image_size]
-    return min(fields, key=lambda f: (abs(math.log(f / image_size) - target), f))
+    return min(buildable_fields(image_size), key=lambda f: (abs(math.log(f / image_size) - target), f))
 
 
 def rows(tables: tuple[str, ...], settings: Settings) -> list[Row]:

@@ -71,6 +71,18 @@ def ranked(rows: dict, metric: str) -> list[str]:
     return best_first + [name for name in rows if name not in finished]
 
 
+def order_text(rows: dict, metric: str) -> str:
+    """The rows by `metric`, best first, as "A > B ≈ C > D": ≈ joins neighbours whose gap is
+    within their seeds' spread (the claims' rule), so no order between them is claimed."""
+    order = ranked(rows, metric)
+    finished = _finished(rows)
+    text = order[0]
+    for better, name in zip(order, order[1:]):
+        tied = better in finished and name in finished and _compare(rows, better, name, metric)[2]
+        text += (" ≈ " if tied else " > ") + name
+    return text
+
+
 def _unchecked(claim: str, rule: str, diverged: list[str], why: str = "diverged (no scores)") -> dict:
     return {
         "claim": claim,

@@ -143,6 +143,7 @@ def run_experiment(
     quick: bool = False,
     command: str | None = None,
     segmenter_steps: int | None = None,
+    progress: bool = True,
 ) -> dict:
     """Trains and scores the arms of one table ("objective", "generator", "discriminator") or "all".
 
@@ -159,6 +160,8 @@ def run_experiment(
         segmenter_steps: training steps of the FCN-score analogue's segmenter (default: the
             plan's, 1500, or 20 in quick mode); fewer fit a short budget, such as a notebook's,
             at the price of a lower ceiling (its ground-truth score).
+        progress: let each run print its own progress (`train`'s); the runner's line as a
+            run starts and as it ends is printed either way.
 
     Returns:
         The results (as written to results.json).
@@ -236,7 +239,7 @@ def run_experiment(
         t0 = time.monotonic()
         test = tests[arm.image_size]
         try:
-            result = train(arm.config(settings, seed), data[arm.image_size], workdir.root)
+            result = train(arm.config(settings, seed), data[arm.image_size], workdir.root, progress=progress)
         except NonFiniteLossError as e:
             # A GAN run can diverge; a rerun would diverge again (same seed, same data), so the
             # run is recorded as diverged and the experiment goes on.
