@@ -1,8 +1,12 @@
+import fcntl
 import io
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -11,6 +15,20 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pix2pix_tf.webapp.headless import chromium  # noqa: E402
+
+
+def pytest_xdist_auto_num_workers(config):
+    """What `-n auto` (pyproject's addopts) means: one pytest-xdist worker per CPU this process may use.
+
+    xdist's own `auto` counts physical cores when psutil is installed (ipykernel brings it), and a
+    2-vCPU machine can report one. Most of the suite's time is one process waiting on another
+    (a browser, pip, a training job's workers, a notebook kernel), so a worker per CPU keeps
+    them busy; `-n 0` runs in one process.
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def write_image(path, array, **kwargs):
@@ -34,7 +52,7 @@ def inverse_pairs(tmp_path):
     return tmp_path
 
 
-# One tiny trained model and one export of it for the whole session: the modules that
+# One tiny trained model and one export of it for the whole run (every xdist worker: built_once): the modules that
 # translate with, export or serve a trained model share them instead of each training
 # its own (training and exporting it took 77 s on 2 idle cores, 227 s on busy ones).
 # Ten times the paper's learning rate: in 60 steps the outputs get structure (a test
@@ -55,42 +73,57 @@ def tiny_config():
     )
 
 
-@pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory):
-    """The session's shared folder: data/ (tiny_data), work/ (trained_workdir), exp/ (tiny_export)."""
-    return tmp_path_factory.mktemp("tiny")
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """The folder `name` of this test run, built by `build(path)` in the first process that asks.
+
+    With pytest-xdist each worker has a temporary folder of its own; the run's folder above
+    them is shared, so one worker trains or exports and the others wait for it and read
+    the result instead of repeating it. A build that raised is tried again by the next.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    path, key = root / name, name.replace("/", "_")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (root / f"{key}.done").exists():
+            shutil.rmtree(path, ignore_errors=True)  # what a build that raised left
+            build(path)
+            (root / f"{key}.done").touch()
+    return path
 
 
 @pytest.fixture(scope="session")
-def tiny_data(tiny_root):
+def tiny_data(tmp_path_factory):
     """Synthetic facades, 32 px, 20 pairs: 16 train, 2 val, 2 test (test/1.jpg, test/2.jpg). Read-only."""
     from pix2pix_tf.data.synthetic import synthesize
 
-    synthesize("facades", tiny_root / "data", count=20, size=32)
-    return tiny_root / "data"
+    return built_once(tmp_path_factory, "tiny/data", lambda path: synthesize("facades", path, count=20, size=32))
 
 
 @pytest.fixture(scope="session")
-def trained_workdir(tiny_config, tiny_data, tiny_root):
-    """tiny_config trained on tiny_data: a work dir at step 60. Read-only: copy it to change it."""
+def trained_workdir(tiny_config, tiny_data, tmp_path_factory):
+    """tiny_config trained on tiny_data: a work dir at step 60, beside it. Read-only: copy it to change it."""
     from pix2pix_tf.train import train
 
-    train(tiny_config, tiny_data, tiny_root / "work")
-    return tiny_root / "work"
+    return built_once(tmp_path_factory, "tiny/work", lambda path: train(tiny_config, tiny_data, path))
 
 
 @pytest.fixture(scope="session")
-def tiny_export_report(trained_workdir, tiny_root):
-    """The report of exporting trained_workdir (every TFLite variant, stochastic signature)."""
+def tiny_export(trained_workdir, tmp_path_factory):
+    """The export folder of trained_workdir: SavedModel and the four TFLite variants. Read-only."""
     from pix2pix_tf.export import export
 
-    return export(trained_workdir, tiny_root / "exp", stochastic=True)
+    return built_once(tmp_path_factory, "tiny/exp", lambda path: export(trained_workdir, path, stochastic=True))
 
 
 @pytest.fixture(scope="session")
-def tiny_export(tiny_export_report, tiny_root):
-    """The export folder of trained_workdir: SavedModel and the four TFLite variants. Read-only."""
-    return tiny_root / "exp"
+def tiny_export_report(tiny_export):
+    """The report of exporting trained_workdir (every TFLite variant, stochastic signature), as written."""
+    from pix2pix_tf.artifacts.exportdir import ExportDir
+
+    return json.loads(ExportDir(tiny_export).report.read_text())
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,8 @@ from pix2pix_tf.errors import Pix2PixError
 from pix2pix_tf.experiments import plan, report, runner
 from pix2pix_tf.train import train
 
+pytestmark = pytest.mark.xdist_group("experiment_runner")  # one worker builds the module's shared fixtures
+
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):

@@ -20,6 +20,8 @@ from pix2pix_tf.inference import load_discriminator  # noqa: E402
 from pix2pix_tf.models import build_models, patch_probabilities, receptive_field  # noqa: E402
 from pix2pix_tf.train import train  # noqa: E402
 
+pytestmark = pytest.mark.xdist_group("plots")  # one worker builds the module's shared fixtures
+
 
 @pytest.fixture(scope="module")
 def logged_run(tiny_config, tiny_data, tmp_path_factory):

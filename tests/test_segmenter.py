@@ -7,6 +7,8 @@ from pix2pix_tf.data.synthetic import FACADE_PALETTE, synthesize
 from pix2pix_tf.experiments import segmenter as seg_mod
 from pix2pix_tf.experiments.metrics import confusion_matrix, segmentation_scores
 
+pytestmark = pytest.mark.xdist_group("segmenter")  # one worker builds the module's shared fixtures
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

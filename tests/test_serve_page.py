@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 from conftest import LiveServer
 
+pytestmark = pytest.mark.xdist_group("serve_page")  # one worker builds the module's shared fixtures
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "pix2pix_tf/webapp/static/examples/facade_2.png"
 
 # Reads an <img> back through a canvas: its size and the standard deviation of its pixels.

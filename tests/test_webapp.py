@@ -34,6 +34,8 @@ from pix2pix_tf.webapp import runtime, site
 from pix2pix_tf.webapp.headless import NOT_LOADING, PUT_CANVAS, READ_IMAGE
 from pix2pix_tf.webapp.page import BROWSER_SCRIPTS
 
+pytestmark = pytest.mark.xdist_group("webapp")  # one worker builds the module's shared fixtures
+
 # Agreement with the Python interpreter, PSNR of the uint8 outputs (dB): the gates.
 GATES = {"float32": 40.0, "float16": 40.0, "int8": 28.0, "dynamic": 28.0}
 
