@@ -235,6 +235,9 @@ def test_a_folder_without_its_stamp_or_a_file_is_not_complete(fake_npm):
 
     written.stamp.unlink()  # as a writer killed before its stamp would leave it
     assert runtime.cached() is None
+    for damaged in ('{"packages": ', "[1, 2]"):  # cut short, not an object
+        written.stamp.write_text(damaged)
+        assert runtime.cached() is None
     written.stamp.write_bytes(stamp)
     wasm.unlink()
     assert runtime.cached() is None

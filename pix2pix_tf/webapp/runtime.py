@@ -27,7 +27,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from pix2pix_tf.artifacts.files import staged_output
+from pix2pix_tf.artifacts.files import read_stamp, staged_output
 from pix2pix_tf.artifacts.webdir import RUNTIME_STAMP, RuntimeDir, runtime_cache_dir
 from pix2pix_tf.errors import Pix2PixError, short_message
 
@@ -74,11 +74,7 @@ def cached() -> Path | None:
     still at work or killed) or with a file missing is not complete.
     """
     folder = _folder()
-    try:
-        stamp = json.loads(folder.stamp.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(stamp, dict) or stamp.get("packages") != PINNED:
+    if read_stamp(folder.root, RUNTIME_STAMP).get("packages") != PINNED:
         return None
     return folder.root if all(path.is_file() for path in folder.files) else None
 
