@@ -17,14 +17,17 @@ from PIL import Image  # noqa: E402
 from pix2pix_tf.webapp.headless import chromium  # noqa: E402
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: without it (-p no:xdist) there is nothing to define
 def pytest_xdist_auto_num_workers(config):
     """What `-n auto` (pyproject's addopts) means: one pytest-xdist worker per CPU this process may use.
 
-    xdist's own `auto` counts physical cores when psutil is installed (ipykernel brings it), and a
-    2-vCPU machine can report one. Most of the suite's time is one process waiting on another
-    (a browser, pip, a training job's workers, a notebook kernel), so a worker per CPU keeps
-    them busy; `-n 0` runs in one process.
+    xdist's own `auto` counts physical cores when psutil is installed, and a 2-vCPU machine can
+    report one. Most of the suite's time is one process waiting on another (a browser, pip, a
+    training job's workers, a notebook kernel), so a worker per CPU keeps them busy. xdist's
+    PYTEST_XDIST_AUTO_NUM_WORKERS still sets the number; `-n 0` runs in one process.
     """
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -76,12 +79,14 @@ def tiny_config():
 def built_once(tmp_path_factory, name: str, build) -> Path:
     """The folder `name` of this test run, built by `build(path)` in the first process that asks.
 
-    With pytest-xdist each worker has a temporary folder of its own; the run's folder above
-    them is shared, so one worker trains or exports and the others wait for it and read
-    the result instead of repeating it. A build that raised is tried again by the next.
+    With pytest-xdist each local worker has a temporary folder of its own, popen-gwN, in the
+    run's folder, which they share: one worker trains or exports and the others wait for it
+    and read the result instead of repeating it. A build that raised is tried again by the
+    next. Anywhere else (one process, a remote worker) the folder is the process's own.
     """
     root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and root.name == f"popen-{worker}":  # not a process that merely inherited the variable
         root = root.parent
     path, key = root / name, name.replace("/", "_")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +109,7 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_workdir(tiny_config, tiny_data, tmp_path_factory):
-    """tiny_config trained on tiny_data: a work dir at step 60, beside it. Read-only: copy it to change it."""
+    """tiny_config trained on tiny_data: a work dir at step 60, beside tiny_data. Read-only: copy it to change it."""
     from pix2pix_tf.train import train
 
     return built_once(tmp_path_factory, "tiny/work", lambda path: train(tiny_config, tiny_data, path))

@@ -10,8 +10,6 @@ from PIL import Image
 
 from pix2pix_tf.cli import main
 
-pytestmark = pytest.mark.xdist_group("cli")  # one worker builds the module's shared fixtures
-
 
 def test_data_synth_and_show(tmp_path, capsys):
     assert main(["data", "synth", "edges2shapes", "--out", str(tmp_path / "d"), "--count", "6", "--size", "32"]) == 0

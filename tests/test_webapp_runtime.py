@@ -17,6 +17,8 @@ import pytest
 from pix2pix_tf.artifacts.webdir import RUNTIME_FILES, RUNTIME_STAMP, RuntimeDir
 from pix2pix_tf.webapp import runtime
 
+pytestmark = pytest.mark.xdist_group("webapp_runtime")  # one worker builds the module's shared fixtures
+
 REPO = Path(__file__).resolve().parents[1]
 NPM = shutil.which("npm")
 CORE = f"{runtime.LITERT_JS}@{runtime.VERSION}"
