@@ -55,9 +55,9 @@ def inverse_pairs(tmp_path):
     return tmp_path
 
 
-# One tiny trained model and one export of it for the whole run (every xdist worker: built_once): the modules that
-# translate with, export or serve a trained model share them instead of each training
-# its own (training and exporting it took 77 s on 2 idle cores, 227 s on busy ones).
+# One tiny trained model and one export of it for the whole run, every xdist worker included
+# (built_once): the modules that translate with, export or serve a trained model share them
+# instead of each training its own (training and exporting it took 77 s on 2 idle cores, 227 s on busy ones).
 # Ten times the paper's learning rate: in 60 steps the outputs get structure (a test
 # facade's output has a standard deviation of ~30 levels, not ~2 as after 20 steps at
 # 2e-4), so comparing artefacts' outputs can fail.
@@ -89,13 +89,14 @@ def built_once(tmp_path_factory, name: str, build) -> Path:
     if worker and root.name == f"popen-{worker}":  # not a process that merely inherited the variable
         root = root.parent
     path, key = root / name, name.replace("/", "_")
+    done = root / f"{key}.done"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(root / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not (root / f"{key}.done").exists():
+        if not done.exists():
             shutil.rmtree(path, ignore_errors=True)  # what a build that raised left
             build(path)
-            (root / f"{key}.done").touch()
+            done.touch()
     return path
 
 
