@@ -1,6 +1,5 @@
 import fcntl
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -128,8 +127,9 @@ def tiny_export(trained_workdir, tmp_path_factory):
 def tiny_export_report(tiny_export):
     """The report of exporting trained_workdir (every TFLite variant, stochastic signature), as written."""
     from pix2pix_tf.artifacts.exportdir import ExportDir
+    from pix2pix_tf.artifacts.files import read_json
 
-    return json.loads(ExportDir(tiny_export).report.read_text())
+    return read_json(ExportDir(tiny_export).report, "the export's report")
 
 
 @pytest.fixture(scope="session")
