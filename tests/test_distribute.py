@@ -334,10 +334,13 @@ def test_with_separate_work_dirs_only_the_chiefs_is_written(facades, tmp_path, j
     assert not other.exists() and list(job.scratch.iterdir()) == []
 
 
+FIRST_SAVE = 10  # the step of a long run's first checkpoint
+
+
 def _start_until_first_checkpoint(job: Job, facades: Path, workdir: Path, steps: int) -> list[str]:
     """Starts two workers on a long run and returns their arguments once the chief has saved once."""
-    argv = ["--data", str(facades), *_ARGS, "--steps", str(steps), "--checkpoint-every", "20"]
-    argv += ["--sample-every", str(steps), "--log-every", "20", "--strategy", "multi_worker"]
+    argv = ["--data", str(facades), *_ARGS, "--steps", str(steps), "--checkpoint-every", str(FIRST_SAVE)]
+    argv += ["--sample-every", str(steps), "--log-every", str(FIRST_SAVE), "--strategy", "multi_worker"]
     job.start(*argv, workdirs=[workdir, workdir])
     deadline = time.monotonic() + PROCESS_TIMEOUT
     while not list((workdir / "checkpoints").glob("ckpt-*.index")):
@@ -350,19 +353,19 @@ def _start_until_first_checkpoint(job: Job, facades: Path, workdir: Path, steps:
 @pytest.mark.parametrize("killed", [1, 0], ids=["worker", "chief"])
 def test_a_killed_worker_stops_the_job_and_the_same_command_resumes(facades, tmp_path, job, killed):
     workdir = tmp_path / "shared"
-    # 100 steps: ~80 left after the first checkpoint, many calls' worth of time to kill one worker.
-    argv = _start_until_first_checkpoint(job, facades, workdir, steps=100)
+    # 40 steps: 30 left after the first checkpoint, about ten calls' worth of time to kill one worker.
+    argv = _start_until_first_checkpoint(job, facades, workdir, steps=40)
     job.processes[killed].send_signal(signal.SIGKILL)
     code, out, err = job.wait(timeout=120)[1 - killed]  # the survivor
     assert code == 2, err[-3000:]
     assert "lost contact with another worker" in err and "start every worker again with the same command" in err
     saved = max(int(p.stem.split("-")[1]) for p in (workdir / "checkpoints").glob("ckpt-*.index"))
-    assert 20 <= saved < 100
+    assert FIRST_SAVE <= saved < 40
 
     job.start(*argv, workdirs=[workdir, workdir])
     results = job.wait()
     assert [code for code, _, _ in results] == [0, 0], [err[-2000:] for _, _, err in results]
-    assert f"resuming from step {saved}" in results[0][1] and "trained to step 100" in results[0][1]
+    assert f"resuming from step {saved}" in results[0][1] and "trained to step 40" in results[0][1]
 
 
 @pytest.mark.slow

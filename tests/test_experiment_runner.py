@@ -10,7 +10,7 @@ from pix2pix_tf.artifacts import experimentdir
 from pix2pix_tf.cli import main
 from pix2pix_tf.data.synthetic import synthesize
 from pix2pix_tf.errors import Pix2PixError
-from pix2pix_tf.experiments import plan, report, runner
+from pix2pix_tf.experiments import plan, report, runner, segmenter
 from pix2pix_tf.train import train
 
 pytestmark = pytest.mark.xdist_group("experiment_runner")  # one worker builds the module's shared fixtures
@@ -326,9 +326,21 @@ def test_a_later_table_joins_the_report_of_the_earlier_ones(quick):
     assert "Table 1" in (quick / "results.md").read_text()
 
 
-def test_a_diverged_run_is_recorded_and_the_experiment_goes_on(tmp_path, monkeypatch, capsys):
+def test_a_diverged_run_is_recorded_and_the_experiment_goes_on(quick, tmp_path, monkeypatch, capsys):
     from pix2pix_tf.train import NonFiniteLossError
 
+    # The quick run's data and its segmenter, trained on that data with these settings: this
+    # test is about a diverged run, not about training another segmenter on another copy.
+    done = experimentdir.ExperimentDir(quick)
+    real_segmenter = runner.load_or_train
+    monkeypatch.setattr(
+        runner, "load_or_train", lambda cache, *args, **kwargs: real_segmenter(done.segmenter(32).root, *args, **kwargs)
+    )
+
+    def retrained(*args, **kwargs):
+        raise AssertionError("the quick run's segmenter was trained again")
+
+    monkeypatch.setattr(segmenter, "train_segmenter", retrained)
     real_train = runner.train
 
     def diverges(config, data, workdir, *args, **kwargs):
@@ -337,12 +349,13 @@ def test_a_diverged_run_is_recorded_and_the_experiment_goes_on(tmp_path, monkeyp
         return real_train(config, data, workdir, *args, **kwargs)
 
     monkeypatch.setattr(runner, "train", diverges)
-    results = runner.run_experiment("generator", tmp_path, quick=True)
+    results = runner.run_experiment("generator", tmp_path, data_dir=done.data(32), quick=True)
     row = results["tables"]["generator"]["Encoder-decoder (L1+cGAN)"]
     assert row["n"] == 0 and row["diverged"] == 1
     assert "diverged" in (tmp_path / "results.md").read_text()
     assert results["tables"]["generator"]["U-Net (L1+cGAN)"]["n"] == 1  # the others were trained and scored
     monkeypatch.setattr(runner, "train", real_train)
     capsys.readouterr()
-    runner.run_experiment("generator", tmp_path, quick=True)  # a rerun does not retry what diverged
+    # A rerun does not retry what diverged.
+    runner.run_experiment("generator", tmp_path, data_dir=done.data(32), quick=True)
     assert "4 already finished" in capsys.readouterr().out
