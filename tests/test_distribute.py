@@ -334,18 +334,15 @@ def test_with_separate_work_dirs_only_the_chiefs_is_written(facades, tmp_path, j
     assert not other.exists() and list(job.scratch.iterdir()) == []
 
 
-FIRST_SAVE = 10  # the step of a long run's first checkpoint
-
-
-def _start_until_first_checkpoint(job: Job, facades: Path, workdir: Path, steps: int) -> list[str]:
-    """Starts two workers on a long run and returns their arguments once the chief has saved once."""
-    argv = ["--data", str(facades), *_ARGS, "--steps", str(steps), "--checkpoint-every", str(FIRST_SAVE)]
-    argv += ["--sample-every", str(steps), "--log-every", str(FIRST_SAVE), "--strategy", "multi_worker"]
+def _start_until_first_checkpoint(job: Job, facades: Path, workdir: Path, steps: int, every: int) -> list[str]:
+    """Starts two workers on a long run saving and logging every `every` steps; returns argv once the chief saved."""
+    argv = ["--data", str(facades), *_ARGS, "--steps", str(steps), "--checkpoint-every", str(every)]
+    argv += ["--sample-every", str(steps), "--log-every", str(every), "--strategy", "multi_worker"]
     job.start(*argv, workdirs=[workdir, workdir])
     deadline = time.monotonic() + PROCESS_TIMEOUT
     while not list((workdir / "checkpoints").glob("ckpt-*.index")):
         assert time.monotonic() < deadline and job.processes[0].poll() is None, "no checkpoint was written"
-        time.sleep(0.2)
+        time.sleep(0.05)
     return argv
 
 
@@ -353,26 +350,29 @@ def _start_until_first_checkpoint(job: Job, facades: Path, workdir: Path, steps:
 @pytest.mark.parametrize("killed", [1, 0], ids=["worker", "chief"])
 def test_a_killed_worker_stops_the_job_and_the_same_command_resumes(facades, tmp_path, job, killed):
     workdir = tmp_path / "shared"
-    # 40 steps: 30 left after the first checkpoint, about ten calls' worth of time to kill one worker.
-    argv = _start_until_first_checkpoint(job, facades, workdir, steps=40)
+    # 60 steps saving every 10: 50 steps (at least five calls, each ending at a save) left after
+    # the first checkpoint, in which to kill one worker.
+    argv = _start_until_first_checkpoint(job, facades, workdir, steps=60, every=10)
     job.processes[killed].send_signal(signal.SIGKILL)
     code, out, err = job.wait(timeout=120)[1 - killed]  # the survivor
-    assert code == 2, err[-3000:]
+    assert code == 2, f"exit {code} (0: the run ended before the kill landed): {err[-3000:]}"
     assert "lost contact with another worker" in err and "start every worker again with the same command" in err
     saved = max(int(p.stem.split("-")[1]) for p in (workdir / "checkpoints").glob("ckpt-*.index"))
-    assert FIRST_SAVE <= saved < 40
+    assert 10 <= saved < 60
 
     job.start(*argv, workdirs=[workdir, workdir])
     results = job.wait()
     assert [code for code, _, _ in results] == [0, 0], [err[-2000:] for _, _, err in results]
-    assert f"resuming from step {saved}" in results[0][1] and "trained to step 40" in results[0][1]
+    assert f"resuming from step {saved}" in results[0][1] and "trained to step 60" in results[0][1]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
 def test_ctrl_c_on_one_worker_stops_every_worker_at_the_same_checkpoint(facades, tmp_path, job, sent):
     workdir = tmp_path / "shared"
-    _start_until_first_checkpoint(job, facades, workdir, steps=4000)
+    # Saves every 20 steps, calls last about 0.2 s (a few steps): the signal usually lands between
+    # saves, so the save it makes is its own, not a periodic one that happened to be due.
+    _start_until_first_checkpoint(job, facades, workdir, steps=4000, every=20)
     job.processes[1].send_signal(sent)  # the worker's, not the chief's
     results = job.wait(timeout=120)
     assert [code for code, _, _ in results] == [130, 130], [err[-2000:] for _, _, err in results]

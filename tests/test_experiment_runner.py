@@ -331,10 +331,12 @@ def test_a_diverged_run_is_recorded_and_the_experiment_goes_on(quick, tmp_path, 
 
     # The quick run's data and its segmenter, trained on that data with these settings: this
     # test is about a diverged run, not about training another segmenter on another copy.
-    done = experimentdir.ExperimentDir(quick)
+    done, size = experimentdir.ExperimentDir(quick), plan.QUICK.sizes["generator"]
     real_segmenter = runner.load_or_train
     monkeypatch.setattr(
-        runner, "load_or_train", lambda cache, *args, **kwargs: real_segmenter(done.segmenter(32).root, *args, **kwargs)
+        runner,
+        "load_or_train",
+        lambda cache, *args, **kwargs: real_segmenter(done.segmenter(size).root, *args, **kwargs),
     )
 
     def retrained(*args, **kwargs):
@@ -349,7 +351,7 @@ def test_a_diverged_run_is_recorded_and_the_experiment_goes_on(quick, tmp_path, 
         return real_train(config, data, workdir, *args, **kwargs)
 
     monkeypatch.setattr(runner, "train", diverges)
-    results = runner.run_experiment("generator", tmp_path, data_dir=done.data(32), quick=True)
+    results = runner.run_experiment("generator", tmp_path, data_dir=done.data(size), quick=True)
     row = results["tables"]["generator"]["Encoder-decoder (L1+cGAN)"]
     assert row["n"] == 0 and row["diverged"] == 1
     assert "diverged" in (tmp_path / "results.md").read_text()
@@ -357,5 +359,5 @@ def test_a_diverged_run_is_recorded_and_the_experiment_goes_on(quick, tmp_path, 
     monkeypatch.setattr(runner, "train", real_train)
     capsys.readouterr()
     # A rerun does not retry what diverged.
-    runner.run_experiment("generator", tmp_path, data_dir=done.data(32), quick=True)
+    runner.run_experiment("generator", tmp_path, data_dir=done.data(size), quick=True)
     assert "4 already finished" in capsys.readouterr().out
