@@ -352,18 +352,19 @@ def test_a_killed_worker_stops_the_job_and_the_same_command_resumes(facades, tmp
     workdir = tmp_path / "shared"
     # 60 steps saving every 10: 50 steps (at least five calls, each ending at a save) left after
     # the first checkpoint, in which to kill one worker.
-    argv = _start_until_first_checkpoint(job, facades, workdir, steps=60, every=10)
+    steps, every = 60, 10
+    argv = _start_until_first_checkpoint(job, facades, workdir, steps=steps, every=every)
     job.processes[killed].send_signal(signal.SIGKILL)
     code, out, err = job.wait(timeout=120)[1 - killed]  # the survivor
     assert code == 2, f"exit {code} (0: the run ended before the kill landed): {err[-3000:]}"
     assert "lost contact with another worker" in err and "start every worker again with the same command" in err
     saved = max(int(p.stem.split("-")[1]) for p in (workdir / "checkpoints").glob("ckpt-*.index"))
-    assert 10 <= saved < 60
+    assert every <= saved < steps
 
     job.start(*argv, workdirs=[workdir, workdir])
     results = job.wait()
     assert [code for code, _, _ in results] == [0, 0], [err[-2000:] for _, _, err in results]
-    assert f"resuming from step {saved}" in results[0][1] and "trained to step 60" in results[0][1]
+    assert f"resuming from step {saved}" in results[0][1] and f"trained to step {steps}" in results[0][1]
 
 
 @pytest.mark.slow

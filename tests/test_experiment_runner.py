@@ -332,11 +332,11 @@ def test_a_diverged_run_is_recorded_and_the_experiment_goes_on(quick, tmp_path, 
     # The quick run's data and its segmenter, trained on that data with these settings: this
     # test is about a diverged run, not about training another segmenter on another copy.
     done, size = experimentdir.ExperimentDir(quick), plan.QUICK.sizes["generator"]
-    real_segmenter = runner.load_or_train
+    real_load_or_train = runner.load_or_train
     monkeypatch.setattr(
         runner,
         "load_or_train",
-        lambda cache, *args, **kwargs: real_segmenter(done.segmenter(size).root, *args, **kwargs),
+        lambda cache, *args, **kwargs: real_load_or_train(done.segmenter(size).root, *args, **kwargs),
     )
 
     def retrained(*args, **kwargs):
