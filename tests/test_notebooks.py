@@ -182,6 +182,7 @@ def _run(argv, cwd: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("fresh_venv")  # one worker builds the venv and its wheel, not each
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_quick_mode_in_a_fresh_venv_from_elsewhere(path, fresh_kernel, tmp_path, monkeypatch):
     kernel, python = fresh_kernel
