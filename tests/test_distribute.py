@@ -93,10 +93,10 @@ _MIRRORED = textwrap.dedent(
             model={"ngf": 8, "ndf": 8, "norm": norm, "dropout": 0.0},
             train={"steps": 3, "precision": "float32", "checkpoint_every": 3, "sample_every": 3, "log_every": 1},
         )
-        if norm != "batch":  # on one device plain batch norm is syncbatch's maths: syncbatch_one is its reference
-            one = train(config, data, f"{out}/{norm}_one", strategy=tf.distribute.get_strategy())
         two = train(config, data, f"{out}/{norm}_two", strategy=mirrored)
-        result[norm] = {"steps": [one.step, two.step], "losses": [one.losses, two.losses]}
+        if norm != "batch":  # plain batch norm's one-device reference is syncbatch_one: the same maths on one device
+            one = train(config, data, f"{out}/{norm}_one", strategy=tf.distribute.get_strategy())
+            result[norm] = {"steps": [one.step, two.step], "losses": [one.losses, two.losses]}
 
     # The same image on both replicas, dropout on: do the replicas draw different masks?
     image = tf.random.stateless_uniform([1, 32, 32, 3], seed=[1, 2], minval=-1, maxval=1)

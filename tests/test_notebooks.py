@@ -53,6 +53,10 @@ def noise(book) -> list[str]:
     return found
 
 
+def _first_code_cell(path: Path) -> str:
+    return next(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+
+
 def test_all_five_walkthroughs_exist():
     assert [p.stem for p in NOTEBOOKS] == [
         "01_data",
@@ -68,6 +72,8 @@ def test_stored_copy_is_clean_quiet_and_has_pictures(path):
     book = nbformat.read(path, as_version=4)
     code = [c for c in book.cells if c.cell_type == "code"]
     assert "PIX2PIX_TF_SOURCE" in code[0].source and "pip" in code[0].source  # the install cell comes first
+    # The same in every notebook: the fresh-venv runs share one venv, where only the first installs.
+    assert code[0].source == _first_code_cell(NOTEBOOKS[0])
     assert "PIX2PIX_QUICK" in code[1].source and "os.chdir" in code[1].source  # then the parameters
     for cell in code:
         assert not REDEFINITIONS.search(cell.source), cell.source
